@@ -1,0 +1,3 @@
+from pyinit.cli import main
+
+main()

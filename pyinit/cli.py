@@ -1,0 +1,170 @@
+"""Command line -> what to run. The only module that calls ``sys.exit``.
+
+The personality comes from the name pyinit was invoked under: ``tini`` and
+``dumb-init`` (a symlink or a copy of the entry point) parse those tools' own
+command lines; any other name is pyinit's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+from pyinit import __version__
+from pyinit.errors import UsageError
+from pyinit.options import Option, parse
+from pyinit.signals import parse_signal
+
+USAGE = """\
+Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
+       pyinit -c services.yaml [OPTIONS] [-- COMMAND [ARGS...]]
+
+Run COMMAND as PID 1: reap every zombie, forward signals to COMMAND's process
+group, stop what is left when it exits, and exit with its status.
+
+Options:
+  -c, --config FILE          run the services declared in FILE (env PYINIT_CONFIG)
+  -v, --verbose              trace every signal and every reaped process (repeatable)
+      --single-child         keep COMMAND in pyinit's session; signal it alone
+  -r, --rewrite FROM:TO      forward signal FROM as TO; TO=0 drops it (repeatable)
+  -e, --remap-exit CODE      exit 0 when COMMAND exits with CODE (repeatable)
+      --grace DURATION       after COMMAND exits, wait this long for the processes
+                             left (sent SIGTERM) before SIGKILL (default 5s)
+  -p, --parent-death-signal SIG
+                             signal pyinit receives when its parent dies
+  -V, --version              print the version and exit
+  -h, --help                 print this help and exit
+
+Signals are names (TERM, SIGTERM) or numbers. Durations: 10s, 1m30s, 500ms, 2.5.
+Invoked as 'tini' or 'dumb-init' (a symlink), pyinit accepts that tool's options.
+"""
+
+NATIVE_OPTIONS = [
+    Option("config", "c", "config", True),
+    Option("verbose", "v", "verbose"),
+    Option("single-child", None, "single-child"),
+    Option("rewrite", "r", "rewrite", True),
+    Option("remap-exit", "e", "remap-exit", True),
+    Option("grace", None, "grace", True),
+    Option("parent-death-signal", "p", "parent-death-signal", True),
+    Option("log-format", None, "log-format", True),
+    Option("version", "V", "version"),
+    Option("help", "h", "help"),
+]
+
+
+def parse_rewrite(text: str) -> tuple[int, int]:
+    source, sep, target = text.partition(":")
+    if not sep:
+        raise UsageError(f"--rewrite expects FROM:TO, e.g. TERM:QUIT or 15:0; got {text!r}")
+    try:
+        return parse_signal(source), parse_signal(target, allow_zero=True)
+    except ValueError as exc:
+        raise UsageError(f"--rewrite {text}: {exc}") from None
+
+
+def parse_exit_code(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) > 255:
+        raise UsageError(f"{flag} expects an exit code from 0 to 255; got {text!r}")
+    return int(text)
+
+
+def native_main(args: list[str]) -> int:
+    from pyinit.wrapper import Wrapper, WrapperOptions
+
+    found, command = parse(args, NATIVE_OPTIONS)
+    verbosity = _env_int("PYINIT_VERBOSE", 0)
+    rewrite: dict[int, int] = {}
+    remap: set[int] = set()
+    grace = 5.0
+    single_child = False
+    death_signal: int | None = None
+    config = os.environ.get("PYINIT_CONFIG") or None
+    for key, value in found:
+        assert value is not None or key in ("verbose", "single-child", "version", "help")
+        if key == "help":
+            sys.stdout.write(USAGE)
+            return 0
+        if key == "version":
+            sys.stdout.write(f"pyinit {__version__}\n")
+            return 0
+        if key == "verbose":
+            verbosity += 1
+        elif key == "single-child":
+            single_child = True
+        elif key == "rewrite" and value is not None:
+            source, target = parse_rewrite(value)
+            rewrite[source] = target
+        elif key == "remap-exit" and value is not None:
+            remap.add(parse_exit_code(value, "--remap-exit"))
+        elif key == "grace" and value is not None:
+            grace = _duration(value, "--grace")
+        elif key == "parent-death-signal" and value is not None:
+            try:
+                death_signal = parse_signal(value)
+            except ValueError as exc:
+                raise UsageError(f"--parent-death-signal: {exc}") from None
+        elif key == "config":
+            config = value
+    if config:
+        raise UsageError("supervisor mode (-c) is not available yet")
+    if not command:
+        raise UsageError("no command given")
+    # Job control as dumb-init does it: a stop request becomes SIGSTOP for the
+    # whole job, which a process cannot catch and ignore by accident.
+    job_control = {} if single_child else _job_control_rewrites()
+    opts = WrapperOptions(
+        argv=command,
+        isolation="inherit" if single_child else "new-session",
+        forward_to_group=not single_child,
+        rewrite={**job_control, **rewrite},
+        remap_exit=frozenset(remap),
+        grace=grace,
+        suspend_on_job_control=not single_child,
+        parent_death_signal=death_signal,
+        verbosity=verbosity,
+    )
+    return Wrapper(opts).run()
+
+
+def _job_control_rewrites() -> dict[int, int]:
+    import signal
+
+    return {s: signal.SIGSTOP for s in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)}
+
+
+def _duration(text: str, flag: str) -> float:
+    from pyinit.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise UsageError(f"{name} must be a number; got {raw!r}") from None
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    argv = sys.argv if argv is None else argv
+    prog = os.path.basename(argv[0]) if argv else "pyinit"
+    if prog == "tini":
+        from pyinit.personalities import tini_main
+
+        sys.exit(tini_main(argv[1:]))
+    if prog == "dumb-init":
+        from pyinit.personalities import dumb_init_main
+
+        sys.exit(dumb_init_main(argv[1:]))
+    try:
+        code = native_main(argv[1:])
+    except UsageError as exc:
+        sys.stderr.write(f"pyinit: {exc}\nTry 'pyinit --help' for more information.\n")
+        code = 2
+    sys.exit(code)

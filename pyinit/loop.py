@@ -1,0 +1,131 @@
+"""The event loop: one selector and a heap of monotonic timers, nothing else.
+
+It sleeps in ``select`` until an fd is ready or the next timer is due; with no
+timer armed it sleeps with no timeout at all, so an idle pyinit never wakes up.
+It knows nothing about services or signals: callers register fds and timers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import sys
+import time
+from collections.abc import Callable
+
+Callback = Callable[[], None]
+
+
+class Timer:
+    """A handle on a scheduled call; ``cancel()`` is O(1) (lazy removal)."""
+
+    __slots__ = ("when", "callback", "cancelled", "_seq")
+
+    def __init__(self, when: float, callback: Callback, seq: int) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+        self._seq = seq
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self._seq) < (other.when, other._seq)
+
+
+class EventLoop:
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._readers: dict[int, Callback] = {}
+        self._writers: dict[int, Callback] = {}
+        self._timers: list[Timer] = []
+        self._seq = itertools.count()
+        self._running = False
+        self.wakeups = 0  # select() returns, for tests and benchmarks
+
+    # -- fds ---------------------------------------------------------------
+    def _update(self, fd: int) -> None:
+        events = (selectors.EVENT_READ if fd in self._readers else 0) | (
+            selectors.EVENT_WRITE if fd in self._writers else 0
+        )
+        registered = fd in self._selector.get_map()
+        if events and registered:
+            self._selector.modify(fd, events)
+        elif events:
+            self._selector.register(fd, events)
+        elif registered:
+            self._selector.unregister(fd)
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        self._readers[fd] = callback
+        self._update(fd)
+
+    def remove_reader(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None:
+            self._update(fd)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        self._writers[fd] = callback
+        self._update(fd)
+
+    def remove_writer(self, fd: int) -> None:
+        if self._writers.pop(fd, None) is not None:
+            self._update(fd)
+
+    # -- timers ------------------------------------------------------------
+    def call_at(self, when: float, callback: Callback) -> Timer:
+        timer = Timer(when, callback, next(self._seq))
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def call_later(self, delay: float, callback: Callback) -> Timer:
+        return self.call_at(time.monotonic() + max(0.0, delay), callback)
+
+    def _next_timeout(self) -> float | None:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0].when - time.monotonic())
+
+    def _run_due_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and (self._timers[0].cancelled or self._timers[0].when <= now):
+            timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                timer.cancelled = True
+                self._guarded(timer.callback)
+
+    # -- running -----------------------------------------------------------
+    def stop(self) -> None:
+        self._running = False
+
+    def _guarded(self, callback: Callback) -> None:
+        # PID 1 must not die of its own bug: report it and keep serving.
+        try:
+            callback()
+        except Exception:
+            import traceback
+
+            sys.stderr.write("pyinit: internal error (continuing):\n" + traceback.format_exc())
+
+    def run(self) -> None:
+        self._running = True
+        while self._running:
+            timeout = self._next_timeout()
+            events = self._selector.select(timeout)
+            self.wakeups += 1
+            for key, mask in events:
+                fd = key.fd
+                if mask & selectors.EVENT_READ and fd in self._readers:
+                    self._guarded(self._readers[fd])
+                if mask & selectors.EVENT_WRITE and fd in self._writers:
+                    self._guarded(self._writers[fd])
+                if not self._running:
+                    break
+            self._run_due_timers()
+
+    def close(self) -> None:
+        self._selector.close()

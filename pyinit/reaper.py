@@ -1,0 +1,85 @@
+"""The only caller of ``waitpid`` in pyinit, and the decoded form of an exit status."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pyinit.signals import signal_name
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+    core_dumped: bool = False
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status), core_dumped=os.WCOREDUMP(status))
+        return cls(code=os.waitstatus_to_exitcode(status))
+
+    @property
+    def shell_code(self) -> int:
+        """The code a shell would report: the exit code, or 128+N for signal N."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return self.code if self.code is not None else 0
+
+    @property
+    def success(self) -> bool:
+        return self.code == 0
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            core = ", core dumped" if self.core_dumped else ""
+            return f"killed by {signal_name(self.signal)}{core}"
+        return f"status {self.code}"
+
+
+@dataclass(frozen=True)
+class Reaped:
+    pid: int
+    status: ExitStatus
+
+
+def reap() -> tuple[list[Reaped], bool]:
+    """Collect every child that has exited, without blocking.
+
+    Returns the reaped children and whether no child at all is left (ECHILD),
+    which is how pyinit knows the container is empty: orphans are re-parented to
+    PID 1 (or to a subreaper) before their parent's exit is reported.
+    """
+    reaped: list[Reaped] = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped, True
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+        if pid == 0:
+            return reaped, False
+        reaped.append(Reaped(pid, ExitStatus.from_wait_status(status)))
+
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, value: int) -> None:
+    """Call prctl(2); ctypes is imported only when a caller needs it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def become_subreaper() -> None:
+    """Have orphans of our descendants re-parented to us even when we are not PID 1."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -1,0 +1,125 @@
+"""Signal names and numbers, and the intake that turns signals into loop events.
+
+Handlers do nothing but let CPython write the signal number to a non-blocking
+wake-up pipe (``signal.set_wakeup_fd``); the loop reads that pipe like any other fd.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterable
+
+# Faults the kernel raises synchronously for pyinit's own bugs: intercepting them
+# would turn a crash into a hang, so they keep their default action.
+SYNCHRONOUS_FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
+UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
+JOB_CONTROL_STOPS = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def catchable_signals() -> list[int]:
+    """Every signal pyinit may install a handler for, in numeric order."""
+    excluded = SYNCHRONOUS_FAULTS | UNCATCHABLE
+    return sorted(int(s) for s in signal.valid_signals() if s not in excluded)
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, ``SIGRTMIN+2`` for real-time signals."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        if signal.SIGRTMIN <= signum <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
+        return f"signal {signum}"
+
+
+def parse_signal(text: str, *, allow_zero: bool = False) -> int:
+    """Accept ``TERM``, ``SIGTERM``, ``sigterm``, ``15`` or ``RTMIN+1``.
+
+    Raises ValueError with a message suitable for the user.
+    """
+    raw = text.strip()
+    if raw.isdigit():
+        num = int(raw)
+        if num == 0 and allow_zero:
+            return 0
+        if num in signal.valid_signals() or num in UNCATCHABLE:
+            return num
+        raise ValueError(f"unknown signal number {raw}")
+    name = raw.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+        base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+        offset_text = name[8:]
+        try:
+            offset = int(offset_text) if offset_text else 0
+        except ValueError:
+            raise ValueError(f"unknown signal {text!r}") from None
+        num = base + offset
+        if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
+            return int(num)
+        raise ValueError(f"real-time signal out of range: {text!r}")
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal {text!r}") from None
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """The Python-level handler: the C handler already wrote to the wake-up fd."""
+
+
+class SignalIntake:
+    """Routes the given signals through a wake-up pipe the loop can select on."""
+
+    def __init__(self, signums: Iterable[int]) -> None:
+        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._signums = list(signums)
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        for signum in self._signums:
+            signal.signal(signum, _ignore)
+
+    def drain(self, deliver: Callable[[int], None]) -> None:
+        """Read every pending signal number and hand each to ``deliver`` in order."""
+        while True:
+            try:
+                data = os.read(self.read_fd, 4096)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            for signum in data:
+                deliver(signum)
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in self._signums:
+            signal.signal(signum, signal.SIG_DFL)
+        os.close(self.read_fd)
+        os.close(self._write_fd)
+
+
+def ignored_during(signums: Iterable[int]) -> _IgnoredDuring:
+    return _IgnoredDuring(list(signums))
+
+
+class _IgnoredDuring:
+    """Context manager: ignore signals for the span of a syscall that raises them.
+
+    TIOCNOTTY makes the kernel send SIGHUP and SIGCONT to our own process group
+    (dumb-init issue #136); they are ours, not the user's, so they must not be
+    forwarded.
+    """
+
+    def __init__(self, signums: list[int]) -> None:
+        self._signums = signums
+        self._saved: list[object] = []
+
+    def __enter__(self) -> None:
+        self._saved = [signal.signal(s, signal.SIG_IGN) for s in self._signums]
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in zip(self._signums, self._saved, strict=True):
+            signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -1,0 +1,165 @@
+"""Start a child cleanly: its own session or group, default signals, no stray fds.
+
+fork + exec by hand rather than ``subprocess.Popen``: Popen's finalizer and its
+``_cleanup`` of earlier instances call ``waitpid`` on their own, which would steal
+exit statuses from the one reaper.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pyinit.signals import catchable_signals
+
+# new: setsid (dumb-init); group: setpgid (tini); inherit: stay in pyinit's group.
+Isolation = Literal["new-session", "new-group", "inherit"]
+
+_MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+
+
+@dataclass(frozen=True)
+class SpawnSpec:
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None  # None: pyinit's own environment
+    cwd: str | None = None
+    isolation: Isolation = "new-session"
+    take_tty: bool = False  # become the terminal's foreground job if fd 0 is a tty
+    uid: int | None = None
+    gid: int | None = None
+    groups: Sequence[int] | None = None
+    umask: int | None = None
+    # target fd -> source fd, dup2'ed before the rest are closed (0, 1, 2 included)
+    fds: Mapping[int, int] = field(default_factory=dict)
+
+
+class SpawnError(Exception):
+    """The child was forked but never reached exec; ``pid`` still has to be reaped."""
+
+    def __init__(self, pid: int, argv0: str, stage: str, err: int) -> None:
+        self.pid = pid
+        self.argv0 = argv0
+        self.stage = stage
+        self.errno = err
+        reason = os.strerror(err)
+        where = {"exec": "", "chdir": "working directory: ", "user": "switching user: "}
+        super().__init__(f"cannot run {argv0!r}: {where.get(stage, stage + ': ')}{reason}")
+
+    @property
+    def exit_code(self) -> int:
+        """127 for a command that does not exist, 126 for one that cannot run (as sh)."""
+        if self.stage == "exec" and self.errno in (errno.ENOENT, errno.ENOTDIR):
+            return 127
+        return 126
+
+
+def spawn(spec: SpawnSpec) -> int:
+    """Fork and exec ``spec``; return the pid once exec succeeded.
+
+    Raises SpawnError when exec or the set-up before it failed. Signals are
+    blocked across the fork so none is handled in the child by pyinit's handler
+    (it would write into pyinit's wake-up pipe) before the defaults are restored.
+    """
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    all_signals = signal.valid_signals()
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, all_signals)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+        os.close(err_r)
+        os.close(err_w)
+        raise
+    if pid == 0:  # pragma: no cover - runs in the child, which execs or exits
+        os.close(err_r)
+        _child(spec, err_w)
+    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+    os.close(err_w)
+    try:
+        report = b""
+        while chunk := os.read(err_r, 256):
+            report += chunk
+    finally:
+        os.close(err_r)
+    if report:
+        stage, _, code = report.decode().partition(":")
+        raise SpawnError(pid, spec.argv[0], stage, int(code or 0))
+    return pid
+
+
+def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child side
+    stage = "setup"
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in catchable_signals():
+            signal.signal(signum, signal.SIG_DFL)
+        if spec.isolation == "new-session":
+            os.setsid()
+            if spec.take_tty and os.isatty(0):
+                import fcntl
+                import termios
+
+                try:
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                except OSError:
+                    pass  # the tty belongs to another session: run without it
+        elif spec.isolation == "new-group":
+            os.setpgid(0, 0)
+            if spec.take_tty and os.isatty(0):
+                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                try:
+                    os.tcsetpgrp(0, os.getpgrp())
+                except OSError:
+                    pass
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        _arrange_fds(spec.fds, err_w)
+        if spec.umask is not None:
+            os.umask(spec.umask)
+        stage = "user"
+        if spec.groups is not None:
+            os.setgroups(list(spec.groups))
+        if spec.gid is not None:
+            os.setgid(spec.gid)
+        if spec.uid is not None:
+            os.setuid(spec.uid)
+        stage = "chdir"
+        if spec.cwd is not None:
+            os.chdir(spec.cwd)
+        stage = "exec"
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if spec.env is None:
+            os.execvp(spec.argv[0], list(spec.argv))
+        else:
+            os.execvpe(spec.argv[0], list(spec.argv), dict(spec.env))
+    except OSError as exc:
+        code = exc.errno or errno.EINVAL
+    except BaseException:
+        code = errno.EINVAL
+    try:
+        os.write(err_w, f"{stage}:{code}".encode())
+    finally:
+        os._exit(127 if code == errno.ENOENT else 126)
+
+
+def _arrange_fds(fds: Mapping[int, int], err_w: int) -> None:  # pragma: no cover
+    """dup2 the wanted fds into place, then close everything else above 2."""
+    # Move sources out of the way first, so that one mapping's target cannot
+    # clobber another mapping's source.
+    import fcntl
+
+    floor = max(fds, default=2) + 1
+    staged = {t: fcntl.fcntl(s, fcntl.F_DUPFD_CLOEXEC, floor) for t, s in fds.items()}
+    for target, source in staged.items():
+        os.dup2(source, target, inheritable=True)
+        os.close(source)
+    keep = sorted({t for t in staged if t > 2} | {err_w})
+    low = 3
+    for fd in keep:
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAXFD)

@@ -1,0 +1,251 @@
+"""Wrapper mode: PID 1 for one command. Reap, forward, then exit with its status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from pyinit import proctree
+from pyinit.loop import EventLoop, Timer
+from pyinit.reaper import PR_SET_PDEATHSIG, ExitStatus, become_subreaper, prctl, reap
+from pyinit.signals import (
+    JOB_CONTROL_STOPS,
+    SHUTDOWN_SIGNALS,
+    SignalIntake,
+    catchable_signals,
+    ignored_during,
+    signal_name,
+)
+from pyinit.spawn import Isolation, SpawnError, SpawnSpec, spawn
+
+KILL_WAIT_LIMIT = 2.0
+
+
+@dataclass(frozen=True)
+class WrapperOptions:
+    argv: list[str]
+    name: str = "pyinit"  # log prefix: pyinit, tini or dumb-init
+    isolation: Isolation = "new-session"
+    forward_to_group: bool = True
+    rewrite: Mapping[int, int] = field(default_factory=dict)  # 0 drops the signal
+    remap_exit: frozenset[int] = frozenset()
+    # After CMD exits: None exits at once (tini, dumb-init); a number stops every
+    # process left, waiting that many seconds before SIGKILL.
+    grace: float | None = 5.0
+    term_group_on_exit: bool = False  # dumb-init: SIGTERM the group as CMD exits
+    suspend_on_job_control: bool = True  # dumb-init: stop ourselves on TSTP/TTIN/TTOU
+    ignored_signals: frozenset[int] = frozenset()  # tini ignores TTIN and TTOU
+    subreaper: bool = True
+    warn_not_reaper: bool = False  # tini warns when it cannot reap orphans
+    warn_on_reap: bool = False  # tini -w
+    parent_death_signal: int | None = None
+    verbosity: int = 0
+    # The exit code when CMD cannot be started; None: 127/126 as a shell would.
+    exec_failure_code: Callable[[SpawnError], int] | None = None
+
+
+class Tracer:
+    """One line per event on stderr, prefixed with the personality's name."""
+
+    def __init__(self, name: str, verbosity: int) -> None:
+        self.name = name
+        self.verbosity = verbosity
+
+    def __call__(self, message: str, level: int = 1) -> None:
+        if level <= self.verbosity:
+            try:
+                sys.stderr.write(f"{self.name}: {message}\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass  # a closed stderr must not take PID 1 down
+
+
+class Wrapper:
+    def __init__(self, options: WrapperOptions) -> None:
+        self.opts = options
+        self.trace = Tracer(options.name, options.verbosity)
+        self.loop = EventLoop()
+        self.child_pid: int | None = None
+        self.child_status: ExitStatus | None = None
+        self.draining = False
+        self._drain_started = 0.0
+        self._kill_timer: Timer | None = None
+        self.exit_code = 0
+
+    # -- set-up ------------------------------------------------------------
+    def _prepare(self) -> None:
+        opts = self.opts
+        if os.getpid() != 1:
+            if opts.subreaper:
+                try:
+                    become_subreaper()
+                    self.trace("registered as child subreaper", 2)
+                except OSError as exc:
+                    self.trace(f"cannot become a child subreaper: {exc}", 0)
+            elif opts.warn_not_reaper:
+                self.trace(
+                    "warning: not PID 1 and not a child subreaper, so orphans of the "
+                    "command will not be reaped here; use -s or TINI_SUBREAPER",
+                    0,
+                )
+        if opts.parent_death_signal:
+            prctl(PR_SET_PDEATHSIG, opts.parent_death_signal)
+        for signum in opts.ignored_signals:
+            signal.signal(signum, signal.SIG_IGN)
+        wanted = [s for s in catchable_signals() if s not in opts.ignored_signals]
+        self.intake = SignalIntake(wanted)
+        self.loop.add_reader(self.intake.read_fd, self._on_signals)
+
+    def _release_tty(self) -> bool:
+        """Give up our controlling terminal so the child's new session can take it."""
+        if self.opts.isolation != "new-session" or not os.isatty(0):
+            return False
+        import fcntl
+        import termios
+
+        with ignored_during([signal.SIGHUP, signal.SIGCONT]):
+            try:
+                fcntl.ioctl(0, termios.TIOCNOTTY)
+            except OSError:
+                pass  # we had no controlling terminal: nothing to hand over
+        return True
+
+    def run(self) -> int:
+        self._prepare()
+        take_tty = self._release_tty() or (self.opts.isolation == "new-group" and os.isatty(0))
+        spec = SpawnSpec(argv=self.opts.argv, isolation=self.opts.isolation, take_tty=take_tty)
+        try:
+            self.child_pid = spawn(spec)
+        except SpawnError as exc:
+            self.trace(str(exc), 0)
+            if self.opts.exec_failure_code is not None:
+                return self.opts.exec_failure_code(exc)
+            return exc.exit_code
+        except OSError as exc:
+            self.trace(f"cannot start {self.opts.argv[0]!r}: {exc.strerror}", 0)
+            return 126
+        where = {"new-session": "session", "new-group": "group", "inherit": "pyinit's group"}
+        self.trace(
+            f"started {self.opts.argv[0]} (pid {self.child_pid}, {where[self.opts.isolation]})"
+        )
+        # A child that died before the loop started already raised SIGCHLD into
+        # the wake-up pipe, so nothing is missed by starting the loop now.
+        self.loop.run()
+        return self.exit_code
+
+    # -- events ------------------------------------------------------------
+    def _on_signals(self) -> None:
+        self.intake.drain(self._on_signal)
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            self._reap()
+            return
+        if self.draining:
+            self._on_signal_while_draining(signum)
+            return
+        self._forward(signum)
+
+    def _target(self) -> tuple[int, str]:
+        assert self.child_pid is not None
+        if self.opts.forward_to_group and self.opts.isolation != "inherit":
+            return -self.child_pid, f"process group {self.child_pid}"
+        return self.child_pid, f"pid {self.child_pid}"
+
+    def _forward(self, signum: int) -> None:
+        name = signal_name(signum)
+        if self.child_pid is None or self.child_status is not None:
+            self.trace(f"{name} received; no command to forward it to")
+            return
+        sent = self.opts.rewrite.get(signum, signum)
+        if sent == 0:
+            self.trace(f"{name} received; dropped (rewritten to 0)")
+            return
+        target, label = self._target()
+        via = f" as {signal_name(sent)}" if sent != signum else ""
+        try:
+            os.kill(target, sent)
+            self.trace(f"{name} received; forwarded{via} to {label}")
+        except ProcessLookupError:
+            self.trace(f"{name} received; {label} is already gone")
+        if signum in JOB_CONTROL_STOPS and self.opts.suspend_on_job_control:
+            # As dumb-init does: the job is stopped, so stop ourselves too and let
+            # the shell's SIGCONT wake both. The kernel ignores this as PID 1.
+            self.trace("suspending until SIGCONT", 2)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _on_signal_while_draining(self, signum: int) -> None:
+        if signum in SHUTDOWN_SIGNALS:
+            self.trace(f"{signal_name(signum)} received while stopping; killing what is left")
+            self._kill_remaining()
+        else:
+            self.trace(f"{signal_name(signum)} received while stopping; ignored")
+
+    def _reap(self) -> None:
+        reaped, none_left = reap()
+        for item in reaped:
+            if item.pid == self.child_pid:
+                self.child_status = item.status
+                self.trace(
+                    f"{self.opts.argv[0]} (pid {item.pid}) exited ({item.status.describe()})"
+                )
+            else:
+                self.trace(f"reaped orphan pid {item.pid} ({item.status.describe()})")
+                if self.opts.warn_on_reap:
+                    self.trace(f"warning: reaped zombie process pid {item.pid}", 0)
+        if self.child_status is None:
+            return
+        if not self.draining:
+            self._child_exited(none_left)
+        elif none_left:
+            self._finish()
+
+    def _child_exited(self, none_left: bool) -> None:
+        assert self.child_status is not None and self.child_pid is not None
+        code = self.child_status.shell_code
+        if code in self.opts.remap_exit:
+            self.trace(f"exit status {code} remapped to 0")
+            code = 0
+        self.exit_code = code
+        if self.opts.term_group_on_exit and self.opts.isolation != "inherit":
+            sent = self.opts.rewrite.get(signal.SIGTERM, signal.SIGTERM)
+            if sent:
+                try:
+                    os.kill(-self.child_pid, sent)
+                except ProcessLookupError:
+                    pass
+        if self.opts.grace is None or none_left:
+            self._finish()
+            return
+        self.draining = True
+        self._drain_started = time.monotonic()
+        count = proctree.signal_descendants(signal.SIGTERM)
+        self.trace(
+            f"{count} process(es) left; sent SIGTERM, SIGKILL in {self.opts.grace:g}s "
+            "if still running"
+        )
+        self._kill_timer = self.loop.call_later(self.opts.grace, self._kill_remaining)
+
+    def _kill_remaining(self) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        count = proctree.signal_descendants(signal.SIGKILL)
+        self.trace(f"sent SIGKILL to {count} process(es) still running")
+        # SIGKILL cannot be refused, but a process in uninterruptible sleep may take
+        # its time; do not hold the container hostage for it.
+        self.loop.call_later(KILL_WAIT_LIMIT, self._give_up)
+
+    def _give_up(self) -> None:
+        self.trace(f"processes still present {KILL_WAIT_LIMIT:g}s after SIGKILL; exiting anyway", 0)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.draining:
+            took = time.monotonic() - self._drain_started
+            self.trace(f"all processes gone after {took:.2f}s")
+        self.trace(f"exiting with status {self.exit_code}")
+        self.loop.stop()
