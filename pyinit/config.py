@@ -1,0 +1,1012 @@
+"""services.yaml -> frozen dataclasses, with every user mistake reported at once.
+
+Only supervisor mode imports this module (it imports PyYAML, ~30 ms).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, TypeVar
+
+import yaml
+
+from pyinit.durations import parse_duration
+from pyinit.signals import parse_signal
+
+
+class ServiceType(Enum):
+    LONGRUN = "longrun"
+    ONESHOT = "oneshot"
+
+
+class RestartPolicy(Enum):
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+    UNLESS_STOPPED = "unless-stopped"
+
+
+class Condition(Enum):
+    STARTED = "service_started"
+    READY = "service_ready"
+    HEALTHY = "service_healthy"
+    COMPLETED_SUCCESSFULLY = "service_completed_successfully"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    condition: Condition = Condition.STARTED
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before restart number n (1-based): initial * multiplier**(n-1), capped
+    at ``max``, then spread by +-``jitter`` (a fraction). The count resets once the
+    service stayed up for ``reset_after`` seconds."""
+
+    initial: float = 0.5
+    multiplier: float = 2.0
+    max: float = 30.0
+    jitter: float = 0.1
+    reset_after: float = 10.0
+
+
+@dataclass(frozen=True)
+class StartLimit:
+    """More than ``burst`` starts within ``interval`` seconds: the service is failed."""
+
+    burst: int = 5
+    interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    command: tuple[str, ...]
+    type: ServiceType = ServiceType.LONGRUN
+    depends_on: tuple[Dependency, ...] = ()
+    # env_file entries first, then ``environment``; applied over pyinit's own env.
+    environment: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None  # "name", "uid", "name:group" or "uid:gid"; resolved at start
+    restart: RestartPolicy = RestartPolicy.NO
+    backoff: Backoff = Backoff()
+    start_limit: StartLimit = StartLimit()
+    stop_signal: int = signal.SIGTERM
+    stop_grace_period: float = 10.0
+    critical: bool = False
+    logging: Literal["capture", "inherit"] = "capture"
+    line: int = 0  # where the service is declared, for messages
+
+
+@dataclass(frozen=True)
+class Settings:
+    shutdown_timeout: float = 30.0
+    log_format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    services: Mapping[str, ServiceConfig]  # in file order
+    settings: Settings = Settings()
+
+    def start_tiers(self) -> list[list[str]]:
+        """Services grouped by dependency depth: tier 0 has no dependencies, tier n
+        depends only on earlier tiers. Assumes a validated (acyclic) config."""
+        depth: dict[str, int] = {}
+
+        def visit(name: str) -> int:
+            if name not in depth:
+                deps = self.services[name].depends_on
+                depth[name] = 1 + max((visit(d.name) for d in deps), default=-1)
+            return depth[name]
+
+        for name in self.services:
+            visit(name)
+        tiers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for name in self.services:
+            tiers[depth[name]].append(name)
+        return tiers
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str  # dotted key path, e.g. services.web.restart
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more user mistakes in a config file, each with file, line and key path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# --------------------------------------------------------------------------------------
+# Loading: YAML nodes (they keep line numbers) -> the types above, all problems at once.
+# --------------------------------------------------------------------------------------
+
+# The interpolation grammar (Compose's): $$ | $NAME | ${NAME} | ${NAME<op>arg}, with
+# op one of :- - :? ? :+ +. Anything else after a '$' is an error, not literal text,
+# so a shell snippet such as `echo $1` fails loudly instead of being half-expanded.
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+
+
+class InterpolationError(ValueError):
+    """A malformed ``$`` expression, or a required variable that is not set."""
+
+
+def interpolate(text: str, environ: Mapping[str, str]) -> str:
+    """Expand ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
+    ``${VAR:?message}``, ``${VAR?message}``, ``${VAR:+alt}``, ``${VAR+alt}`` and
+    ``$$``. An unset ``$VAR``/``${VAR}`` expands to the empty string, as in Compose."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:dollar])
+        after = text[dollar + 1 : dollar + 2]
+        if after == "$":
+            out.append("$")
+            i = dollar + 2
+        elif after == "{":
+            end = _closing_brace(text, dollar + 2)
+            if end < 0:
+                raise InterpolationError(f"unclosed '${{' in {text!r}")
+            out.append(_expand(text[dollar + 2 : end], environ))
+            i = end + 1
+        else:
+            match = _VAR_NAME.match(text, dollar + 1)
+            if match is None:
+                raise InterpolationError(
+                    f"invalid interpolation at {text[dollar : dollar + 8]!r}: '$' must be "
+                    "followed by a name or '{'; write '$$' for a literal '$'"
+                )
+            out.append(environ.get(match.group(), ""))
+            i = match.end()
+    return "".join(out)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the '}' closing a '${' whose body starts at ``start``; nested
+    ``${...}`` in defaults are allowed, so braces are counted."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _expand(body: str, environ: Mapping[str, str]) -> str:
+    match = _VAR_NAME.match(body)
+    if match is None:
+        raise InterpolationError(
+            f"invalid interpolation '${{{body}}}'; expected ${{NAME}}, ${{NAME:-default}} "
+            "or ${NAME:?message}"
+        )
+    name = match.group()
+    rest = body[match.end() :]
+    value = environ.get(name)
+    if not rest:
+        return value or ""
+    op = next((o for o in _OPERATORS if rest.startswith(o)), None)
+    if op is None:
+        raise InterpolationError(
+            f"invalid interpolation '${{{body}}}'; after the name expected '}}', ':-', '-', "
+            "':?', '?', ':+' or '+'"
+        )
+    arg = rest[len(op) :]
+    # ':' makes an empty value count as unset, as in the shell.
+    is_set = bool(value) if op.startswith(":") else value is not None
+    if op in (":-", "-"):
+        return value if is_set and value is not None else interpolate(arg, environ)
+    if op in (":+", "+"):
+        return interpolate(arg, environ) if is_set else ""
+    if is_set and value is not None:
+        return value
+    state = "is empty" if value == "" else "is not set"
+    message = interpolate(arg, environ).strip()
+    raise InterpolationError(
+        f"required variable {name} {state}" + (f": {message}" if message else "")
+    )
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# Environment names: POSIX allows almost anything, but Compose-style names with '.'
+# and '-' (Java properties) are the widest set worth accepting without surprises.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_USER_PART = r"(?:\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)"
+_USER = re.compile(rf"{_USER_PART}(?::{_USER_PART})?\Z")
+
+_TOP_KEYS = ("services", "settings")
+_SETTINGS_KEYS = ("shutdown_timeout", "log_format")
+_SERVICE_KEYS = (
+    "command",
+    "type",
+    "depends_on",
+    "environment",
+    "env_file",
+    "working_dir",
+    "user",
+    "restart",
+    "backoff",
+    "start_limit",
+    "stop_signal",
+    "stop_grace_period",
+    "critical",
+    "logging",
+    "healthcheck",
+    "ready",
+)
+_BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
+_START_LIMIT_KEYS = ("burst", "interval")
+_NOT_YET = "is not supported yet (planned: health and readiness)"
+
+
+@dataclass
+class _Scalar:
+    value: object  # as YAML types it (after interpolation, for plain scalars)
+    text: str  # as written (after interpolation)
+    interpolated: bool
+
+
+@dataclass
+class _Draft:
+    """What was understood of one service; turned into a ServiceConfig at the end."""
+
+    name: str
+    line: int
+    fields: dict[str, object]
+    deps: list[tuple[Dependency, str, int]]  # (dependency, key path, line)
+
+
+def _line(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None and node.start_mark else None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Loader:
+    def __init__(self, text: str, path: str, environ: Mapping[str, str]) -> None:
+        self.source = text
+        self.path = path
+        self.environ = environ
+        self.base_dir = os.path.dirname(path)
+        self.problems: list[Problem] = []
+        self.yaml: yaml.SafeLoader | None = None
+
+    # -- reporting ------------------------------------------------------------------
+
+    def add(self, node: yaml.Node | None, key: str, message: str) -> None:
+        self.problems.append(Problem(self.path, _line(node), key, message))
+
+    def found(self, node: yaml.Node, scalar: _Scalar | None = None) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        if scalar is None:
+            scalar = _Scalar(self.construct(node), node.value, False)
+        value = scalar.value
+        if value is None:
+            return "nothing (null)"
+        if isinstance(value, bool):
+            return f"a boolean ({scalar.text})"
+        if isinstance(value, int | float):
+            return f"a number ({scalar.text})"
+        if isinstance(value, str):
+            return f"a string ({value!r})"
+        return f"a {type(value).__name__} ({scalar.text!r})"
+
+    def expected(self, node: yaml.Node, key: str, what: str, scalar: _Scalar | None = None) -> None:
+        self.add(node, key, f"expected {what}; got {self.found(node, scalar)}")
+
+    # -- YAML -----------------------------------------------------------------------
+
+    def compose(self) -> yaml.Node | None:
+        try:
+            self.yaml = yaml.SafeLoader(self.source)
+            return self.yaml.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            what = "; ".join(p for p in (e.context, e.problem) if p)
+            where = f" (column {mark.column + 1})" if mark else ""
+            line = mark.line + 1 if mark else None
+            self.problems.append(Problem(self.path, line, "", f"YAML syntax error: {what}{where}"))
+        except yaml.reader.ReaderError as e:
+            line = self.source.count("\n", 0, e.position) + 1
+            self.problems.append(
+                Problem(self.path, line, "", f"YAML syntax error: {e.reason} ({e.character!r})")
+            )
+        except yaml.YAMLError as e:
+            self.problems.append(Problem(self.path, None, "", f"YAML syntax error: {e}"))
+        return None
+
+    def construct(self, node: yaml.Node) -> object:
+        assert self.yaml is not None
+        try:
+            value: object = self.yaml.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return node.value
+        return value
+
+    def prepare(self, node: yaml.Node, key: str, seen: set[int]) -> None:
+        """Report duplicate keys, then apply ``<<`` merge keys (YAML anchors are how
+        Compose files share settings). Aliased nodes are visited once."""
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.prepare(item, f"{key}[{i}]", seen)
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[str, int | None] = {}
+            for knode, vnode in node.value:
+                name = str(knode.value) if isinstance(knode, yaml.ScalarNode) else "?"
+                if isinstance(knode, yaml.ScalarNode) and knode.tag != _MERGE_TAG:
+                    if name in first:
+                        self.add(
+                            knode, _join(key, name), f"duplicate key (first at line {first[name]})"
+                        )
+                    else:
+                        first[name] = _line(knode)
+                self.prepare(vnode, key if knode.tag == _MERGE_TAG else _join(key, name), seen)
+            assert self.yaml is not None
+            try:
+                self.yaml.flatten_mapping(node)
+            except yaml.MarkedYAMLError as e:
+                self.add(node, key, f"bad merge key '<<': {e.problem}")
+
+    # -- typed readers (each returns None after reporting a problem) ---------------------
+
+    def scalar(self, node: yaml.Node, key: str) -> _Scalar | None:
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        text = str(node.value)
+        if node.tag != _STR_TAG or "$" not in text:
+            return _Scalar(self.construct(node), text, False)
+        try:
+            text = interpolate(text, self.environ)
+        except InterpolationError as e:
+            self.add(node, key, str(e))
+            return None
+        # A plain (unquoted) scalar is typed after interpolation as if the result had
+        # been written there: `stop_grace_period: ${GRACE:-10}` is the number 10.
+        assert self.yaml is not None
+        tag = _STR_TAG
+        if not node.style:
+            tag = str(self.yaml.resolve(yaml.ScalarNode, text, (True, False)))  # type: ignore[no-untyped-call]
+        typed = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark, style=node.style)
+        return _Scalar(self.construct(typed), text, True)
+
+    def mapping(
+        self, node: yaml.Node, key: str, what: str = "a mapping"
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        """Key text -> (key node, value node); a null value reads as an empty mapping."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            self.expected(node, key, what)
+            return None
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:  # merged entries come first: later ones win
+            if not isinstance(knode, yaml.ScalarNode):
+                self.add(knode, key, f"keys must be plain names; got {self.found(knode)}")
+                continue
+            entries[str(knode.value)] = (knode, vnode)
+        return entries
+
+    def check_keys(
+        self, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], key: str
+    ) -> None:
+        for name, (knode, _) in entries.items():
+            if name in allowed or name.startswith("x-"):  # x-*: Compose extension fields
+                continue
+            message = "unknown key"
+            close = difflib.get_close_matches(name, allowed, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            elif not key and name == "version":
+                message += " (Compose's 'version' is not used by pyinit; remove it)"
+            self.add(knode, _join(key, name), message)
+
+    def text(self, node: yaml.Node, key: str, what: str = "a string") -> str | None:
+        """Any scalar but null, as written: `user: 1000:50` stays "1000:50" rather than
+        YAML 1.1's base-60 integer, and `ZIP: 01234` keeps its leading zero."""
+        scalar = self.scalar(node, key)
+        if not isinstance(node, yaml.ScalarNode):
+            self.expected(node, key, what)
+            return None
+        if scalar is None:
+            return None
+        if scalar.value is None and not scalar.interpolated:
+            self.expected(node, key, what, scalar)
+            return None
+        return scalar.text
+
+    def choice(
+        self, node: yaml.Node, key: str, options: tuple[str, ...], scalar: _Scalar | None = None
+    ) -> str | None:
+        if scalar is None:
+            scalar = self.scalar(node, key)
+        if scalar is None and isinstance(node, yaml.ScalarNode):
+            return None
+        if scalar is not None and isinstance(scalar.value, str) and scalar.value in options:
+            return scalar.value
+        got = repr(scalar.value) if scalar is not None and isinstance(scalar.value, str) else None
+        self.add(
+            node,
+            key,
+            f"expected one of {', '.join(options)}; got {got or self.found(node, scalar)}",
+        )
+        return None
+
+    def boolean(self, node: yaml.Node, key: str) -> bool | None:
+        scalar = self.scalar(node, key)
+        if scalar is not None and isinstance(scalar.value, bool):
+            return scalar.value
+        if scalar is not None or not isinstance(node, yaml.ScalarNode):
+            self.expected(node, key, "true or false", scalar)
+        return None
+
+    def number(self, node: yaml.Node, key: str, what: str = "a number") -> float | None:
+        scalar = self.scalar(node, key)
+        value = scalar.value if scalar is not None else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if scalar is not None or not isinstance(node, yaml.ScalarNode):
+            self.expected(node, key, what, scalar)
+        return None
+
+    def duration(self, node: yaml.Node, key: str) -> float | None:
+        scalar = self.scalar(node, key)
+        if scalar is None:
+            if not isinstance(node, yaml.ScalarNode):
+                self.expected(node, key, "a duration such as 10s, 1m30s or 500ms")
+            return None
+        try:
+            return parse_duration(scalar.value)
+        except ValueError as e:
+            self.add(node, key, str(e))
+            return None
+
+    # -- the file -------------------------------------------------------------------
+
+    def load(self) -> Config:
+        root = self.compose()
+        if root is None and not self.problems:
+            self.add(None, "", "the file is empty; expected a mapping with a 'services' key")
+        if root is not None:
+            self.prepare(root, "", set())
+            config = self.top(root)
+            if config is not None and not self.problems:
+                return config
+        own = self.path
+        raise ConfigError(sorted(self.problems, key=lambda p: (p.file != own, p.file, p.line or 0)))
+
+    def top(self, root: yaml.Node) -> Config | None:
+        entries = self.mapping(root, "", "a mapping with a 'services' key")
+        if entries is None:
+            return None
+        self.check_keys(entries, _TOP_KEYS, "")
+        settings = Settings()
+        if "settings" in entries:
+            settings = self.settings(entries["settings"][1]) or settings
+        if "services" not in entries:
+            self.add(root, "services", "required key missing")
+            return None
+        knode, vnode = entries["services"]
+        services = self.mapping(vnode, "services", "a mapping of service names to services")
+        if services is None:
+            return None
+        if not services:
+            self.add(knode, "services", "expected at least one service")
+            return None
+        drafts = [self.service(name, k, v) for name, (k, v) in services.items()]
+        self.check_dependencies(drafts)
+        if self.problems:
+            return None
+        built = {
+            d.name: ServiceConfig(
+                name=d.name,
+                line=d.line,
+                depends_on=tuple(dep for dep, _, _ in d.deps),
+                **d.fields,  # type: ignore[arg-type]
+            )
+            for d in drafts
+        }
+        return Config(path=self.path, services=built, settings=settings)
+
+    def settings(self, node: yaml.Node) -> Settings | None:
+        entries = self.mapping(node, "settings")
+        if entries is None:
+            return None
+        self.check_keys(entries, _SETTINGS_KEYS, "settings")
+        fields: dict[str, object] = {}
+        if "shutdown_timeout" in entries:
+            fields["shutdown_timeout"] = self.duration(
+                entries["shutdown_timeout"][1], "settings.shutdown_timeout"
+            )
+        if "log_format" in entries:
+            fields["log_format"] = self.choice(
+                entries["log_format"][1], "settings.log_format", ("text", "json")
+            )
+        if any(v is None for v in fields.values()):
+            return None
+        return Settings(**fields)  # type: ignore[arg-type]
+
+    # -- one service ----------------------------------------------------------------
+
+    def service(self, name: str, knode: yaml.Node, vnode: yaml.Node) -> _Draft:
+        key = f"services.{name}"
+        draft = _Draft(name, _line(knode) or 0, {}, [])
+        if not _SERVICE_NAME.match(name):
+            self.add(
+                knode,
+                key,
+                "invalid service name; use letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit",
+            )
+        entries = self.mapping(vnode, key, "a mapping of service settings")
+        if entries is None:
+            return draft
+        self.check_keys(entries, _SERVICE_KEYS, key)
+        fields = draft.fields
+        for unsupported in ("healthcheck", "ready"):
+            if unsupported in entries:
+                self.add(
+                    entries[unsupported][0], f"{key}.{unsupported}", f"{unsupported} {_NOT_YET}"
+                )
+
+        if "command" not in entries:
+            self.add(knode, f"{key}.command", "required key missing")
+        else:
+            command = self.command(entries["command"][1], f"{key}.command")
+            if command is not None:
+                fields["command"] = command
+
+        def read(field_name: str, reader: Callable[[yaml.Node, str], object]) -> None:
+            if field_name in entries:
+                value = reader(entries[field_name][1], f"{key}.{field_name}")
+                if value is not None:
+                    fields[field_name] = value
+
+        read("type", lambda n, k: _enum(ServiceType, self.choice(n, k, _values(ServiceType))))
+        read("restart", self.restart)
+        read("working_dir", self.working_dir)
+        read("user", self.user)
+        read("backoff", self.backoff)
+        read("start_limit", self.start_limit)
+        read("stop_signal", self.stop_signal)
+        read("stop_grace_period", self.duration)
+        read("critical", self.boolean)
+        read("logging", lambda n, k: self.choice(n, k, ("capture", "inherit")))
+        if "depends_on" in entries:
+            draft.deps = self.depends_on(entries["depends_on"][1], f"{key}.depends_on")
+
+        environment: dict[str, str] = {}
+        if "env_file" in entries:
+            environment.update(self.env_files(entries["env_file"][1], f"{key}.env_file"))
+        if "environment" in entries:
+            environment.update(self.environment(entries["environment"][1], f"{key}.environment"))
+        fields["environment"] = environment
+
+        # A oneshot that is restarted after exiting 0 never stays completed, so
+        # service_completed_successfully dependants could start and then see it run
+        # again; only retrying failures makes sense for a oneshot.
+        restart = fields.get("restart")
+        if fields.get("type") is ServiceType.ONESHOT and restart in (
+            RestartPolicy.ALWAYS,
+            RestartPolicy.UNLESS_STOPPED,
+        ):
+            assert isinstance(restart, RestartPolicy)
+            self.add(
+                entries["restart"][1],
+                f"{key}.restart",
+                f"a oneshot is not restarted after it completes; {restart.value!r} would run "
+                "it forever (use no or on-failure)",
+            )
+        return draft
+
+    def command(self, node: yaml.Node, key: str) -> tuple[str, ...] | None:
+        if isinstance(node, yaml.SequenceNode):
+            words = [self.text(item, f"{key}[{i}]") for i, item in enumerate(node.value)]
+            if any(w is None for w in words):
+                return None
+            argv = tuple(w for w in words if w is not None)
+        elif isinstance(node, yaml.ScalarNode):
+            text = self.text(node, key, "a list of strings or a string")
+            if text is None:
+                return None
+            try:
+                # Split like a shell would, but never run through one: no globbing,
+                # no expansion beyond our own interpolation, no pipes.
+                argv = tuple(shlex.split(text))
+            except ValueError as e:
+                self.add(node, key, f"cannot split the command like a shell would: {e}")
+                return None
+        else:
+            self.expected(node, key, "a list of strings or a string")
+            return None
+        if not argv or not argv[0]:
+            self.add(node, key, "the command is empty")
+            return None
+        return argv
+
+    def restart(self, node: yaml.Node, key: str) -> RestartPolicy | None:
+        # YAML 1.1 reads a bare `no` as false; Compose users write exactly that.
+        scalar = self.scalar(node, key)
+        if scalar is None and isinstance(node, yaml.ScalarNode):
+            return None
+        if scalar is not None and scalar.value is False:
+            return RestartPolicy.NO
+        return _enum(RestartPolicy, self.choice(node, key, _values(RestartPolicy), scalar))
+
+    def working_dir(self, node: yaml.Node, key: str) -> str | None:
+        text = self.text(node, key, "a directory path")
+        if text == "":
+            self.add(node, key, "expected a directory path; got an empty string")
+            return None
+        return text
+
+    def user(self, node: yaml.Node, key: str) -> str | None:
+        text = self.text(node, key, "a user: name, uid, name:group or uid:gid")
+        if text is not None and not _USER.match(text):
+            self.add(node, key, f"expected a user: name, uid, name:group or uid:gid; got {text!r}")
+            return None
+        return text
+
+    def stop_signal(self, node: yaml.Node, key: str) -> int | None:
+        text = self.text(node, key, "a signal name or number")
+        if text is None:
+            return None
+        try:
+            return parse_signal(text)
+        except ValueError as e:
+            self.add(node, key, f"{e}; expected a name such as SIGTERM or TERM, or a number")
+            return None
+
+    def backoff(self, node: yaml.Node, key: str) -> Backoff | None:
+        entries = self.mapping(node, key)
+        if entries is None:
+            return None
+        self.check_keys(entries, _BACKOFF_KEYS, key)
+        fields: dict[str, float | None] = {}
+        for name in ("initial", "max", "reset_after"):
+            if name in entries:
+                fields[name] = self.duration(entries[name][1], f"{key}.{name}")
+        if "multiplier" in entries:
+            vnode = entries["multiplier"][1]
+            value = fields["multiplier"] = self.number(vnode, f"{key}.multiplier")
+            if value is not None and value < 1:
+                self.add(vnode, f"{key}.multiplier", f"expected a number >= 1; got {value:g}")
+                fields["multiplier"] = None
+        if "jitter" in entries:
+            vnode = entries["jitter"][1]
+            value = fields["jitter"] = self.number(vnode, f"{key}.jitter", "a fraction 0..1")
+            if value is not None and not 0 <= value <= 1:
+                self.add(vnode, f"{key}.jitter", f"expected a fraction 0..1; got {value:g}")
+                fields["jitter"] = None
+        if any(v is None for v in fields.values()):
+            return None
+        backoff = Backoff(**fields)  # type: ignore[arg-type]
+        if backoff.initial > backoff.max:
+            self.add(
+                node,
+                key,
+                f"initial ({backoff.initial:g}s) is longer than max ({backoff.max:g}s)",
+            )
+            return None
+        return backoff
+
+    def start_limit(self, node: yaml.Node, key: str) -> StartLimit | None:
+        entries = self.mapping(node, key)
+        if entries is None:
+            return None
+        self.check_keys(entries, _START_LIMIT_KEYS, key)
+        limit = StartLimit()
+        if "burst" in entries:
+            vnode = entries["burst"][1]
+            scalar = self.scalar(vnode, f"{key}.burst")
+            value = scalar.value if scalar is not None else None
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                limit = StartLimit(burst=value, interval=limit.interval)
+            elif scalar is not None or not isinstance(vnode, yaml.ScalarNode):
+                self.expected(vnode, f"{key}.burst", "a whole number >= 1", scalar)
+                return None
+            else:
+                return None
+        if "interval" in entries:
+            vnode = entries["interval"][1]
+            interval = self.duration(vnode, f"{key}.interval")
+            if interval is None:
+                return None
+            if interval <= 0:
+                self.add(vnode, f"{key}.interval", "expected a duration longer than 0")
+                return None
+            limit = StartLimit(burst=limit.burst, interval=interval)
+        return limit
+
+    def depends_on(self, node: yaml.Node, key: str) -> list[tuple[Dependency, str, int]]:
+        deps: list[tuple[Dependency, str, int]] = []
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                name = self.text(item, f"{key}[{i}]", "a service name")
+                if name is None:
+                    continue
+                if any(d.name == name for d, _, _ in deps):
+                    self.add(item, f"{key}.{name}", "listed twice")
+                    continue
+                deps.append((Dependency(name), f"{key}.{name}", _line(item) or 0))
+            return deps
+        entries = self.mapping(
+            node, key, "a list of service names or a mapping of name: {condition: ...}"
+        )
+        for name, (knode, vnode) in (entries or {}).items():
+            dep_key = f"{key}.{name}"
+            options = self.mapping(vnode, dep_key, "a mapping such as {condition: service_started}")
+            if options is None:
+                continue
+            self.check_keys(options, ("condition",), dep_key)
+            condition = Condition.STARTED
+            if "condition" in options:
+                cnode = options["condition"][1]
+                parsed = _enum(
+                    Condition, self.choice(cnode, f"{dep_key}.condition", _values(Condition))
+                )
+                if parsed is None:
+                    continue
+                if parsed in (Condition.READY, Condition.HEALTHY):
+                    self.add(
+                        cnode,
+                        f"{dep_key}.condition",
+                        f"{parsed.value} needs a readiness or health source (ready: or "
+                        f"healthcheck:), which {_NOT_YET}",
+                    )
+                    continue
+                condition = parsed
+            deps.append((Dependency(name, condition), dep_key, _line(knode) or 0))
+        return deps
+
+    def environment(self, node: yaml.Node, key: str) -> dict[str, str]:
+        env: dict[str, str] = {}
+        pairs: list[tuple[str, str | None, yaml.Node, str]] = []  # name, value, node, key
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                text = self.text(item, f"{key}[{i}]", "NAME=value")
+                if text is not None:
+                    name, sep, rest = text.partition("=")
+                    pairs.append((name, rest if sep else None, item, f"{key}[{i}]"))
+        else:
+            entries = self.mapping(node, key, "a mapping of NAME: value or a list of NAME=value")
+            for name, (knode, vnode) in (entries or {}).items():
+                item_key = f"{key}.{name}"
+                if isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL_TAG:
+                    pairs.append((name, None, knode, item_key))  # `NAME:` alone
+                    continue
+                text = self.text(vnode, item_key, "a string, number or boolean")
+                if text is not None:
+                    pairs.append((name, text, knode, item_key))
+        for name, value, item_node, item_key in pairs:
+            if not _ENV_NAME.match(name):
+                # Never echo the value: environments carry secrets.
+                self.add(item_node, item_key, f"invalid variable name {name!r}")
+            elif value is not None:
+                env[name] = value
+            elif name in self.environ:  # NAME alone: pass pyinit's own value through
+                env[name] = self.environ[name]
+        return env
+
+    def env_files(self, node: yaml.Node, key: str) -> dict[str, str]:
+        items: list[tuple[yaml.Node, str]]
+        if isinstance(node, yaml.SequenceNode):
+            items = [(item, f"{key}[{i}]") for i, item in enumerate(node.value)]
+        elif isinstance(node, yaml.ScalarNode):
+            items = [(node, key)]
+        else:
+            self.expected(node, key, "a path or a list of paths")
+            return {}
+        env: dict[str, str] = {}
+        for item, item_key in items:
+            required = True
+            path_node = item
+            if isinstance(item, yaml.MappingNode):  # Compose's {path: ..., required: false}
+                options = self.mapping(item, item_key) or {}
+                self.check_keys(options, ("path", "required"), item_key)
+                if "path" not in options:
+                    self.add(item, f"{item_key}.path", "required key missing")
+                    continue
+                path_node = options["path"][1]
+                if "required" in options:
+                    required = (
+                        self.boolean(options["required"][1], f"{item_key}.required") is not False
+                    )
+            rel = self.text(path_node, item_key, "a path")
+            if rel is None:
+                continue
+            env.update(
+                self.env_file(os.path.join(self.base_dir, rel), path_node, item_key, required)
+            )
+        return env
+
+    def env_file(self, path: str, node: yaml.Node, key: str, required: bool) -> dict[str, str]:
+        """``NAME=value`` lines; ``#`` comments, blank lines and an ``export `` prefix
+        are allowed; one pair of surrounding quotes is removed. Values are taken
+        literally (no interpolation, no escapes) so secrets with '$' survive."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            if required:
+                self.add(node, key, f"env file {path!r} not found")
+            return {}
+        except OSError as e:
+            self.add(node, key, f"cannot read env file {path!r}: {e.strerror or e}")
+            return {}
+        except UnicodeDecodeError:
+            self.add(node, key, f"env file {path!r} is not UTF-8 text")
+            return {}
+        env: dict[str, str] = {}
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[len("export ") :].lstrip()
+            name, sep, value = line.partition("=")
+            name = name.strip()
+            if not _ENV_NAME.match(name):
+                # The line is not echoed: it may hold a secret.
+                self.problems.append(
+                    Problem(path, number, key, "expected NAME=value, a # comment or a blank line")
+                )
+                continue
+            if not sep:
+                if name in self.environ:
+                    env[name] = self.environ[name]
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            env[name] = value
+        return env
+
+    # -- across services ------------------------------------------------------------
+
+    def check_dependencies(self, drafts: list[_Draft]) -> None:
+        by_name = {d.name: d for d in drafts}
+        graph: dict[str, list[str]] = {d.name: [] for d in drafts}
+        for draft in drafts:
+            for dep, key, line in draft.deps:
+                target = by_name.get(dep.name)
+                if dep.name == draft.name:
+                    self.problems.append(
+                        Problem(self.path, line, key, "a service cannot depend on itself")
+                    )
+                elif target is None:
+                    self.problems.append(
+                        Problem(self.path, line, key, f"no service named {dep.name!r}")
+                    )
+                else:
+                    graph[draft.name].append(dep.name)
+                    # Only a oneshot reaches `completed`: a longrun that exits is
+                    # exited or restarted, never completed, so waiting for it to
+                    # complete would hang the dependant (Compose allows it because a
+                    # container has no such distinction; pyinit has).
+                    if (
+                        dep.condition is Condition.COMPLETED_SUCCESSFULLY
+                        and target.fields.get("type", ServiceType.LONGRUN) is ServiceType.LONGRUN
+                    ):
+                        self.problems.append(
+                            Problem(
+                                self.path,
+                                line,
+                                key,
+                                f"service_completed_successfully needs {dep.name!r} to be a "
+                                "oneshot (type: oneshot); a longrun never completes",
+                            )
+                        )
+        order = {d.name: i for i, d in enumerate(drafts)}
+        for cycle in _find_cycles(graph):
+            start = min(cycle, key=order.__getitem__)
+            at = cycle.index(start)
+            cycle = cycle[at:] + cycle[:at]
+            self.problems.append(
+                Problem(
+                    self.path,
+                    by_name[start].line,
+                    f"services.{start}.depends_on",
+                    "dependency cycle: " + " -> ".join([*cycle, start]),
+                )
+            )
+
+
+def _find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """One cycle per back edge found by a depth-first search, each reported once."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for dep in graph[name]:
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    cycles.append(cycle)
+            elif dep not in state:
+                visit(dep)
+        path.pop()
+        state[name] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name)
+    return cycles
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _values(enum: type[Enum]) -> tuple[str, ...]:
+    return tuple(str(member.value) for member in enum)
+
+
+def _enum(enum: type[_E], value: str | None) -> _E | None:
+    return None if value is None else enum(value)
+
+
+def load_config_text(
+    text: str, path: str = "services.yaml", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate ``text`` as if read from ``path`` (used in messages and as
+    the base for relative ``env_file`` paths). Raises ConfigError with every problem,
+    sorted by line."""
+    return _Loader(text, path, os.environ if environ is None else environ).load()
+
+
+def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, parse and validate a services file; ConfigError for any user mistake,
+    including an unreadable file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError([Problem(path, None, "", f"cannot read: {e.strerror or e}")]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            [Problem(path, None, "", f"not UTF-8 text (bad byte at offset {e.start})")]
+        ) from None
+    return load_config_text(text, path, environ)
