@@ -81,6 +81,7 @@ def native_main(args: list[str]) -> int:
     single_child = False
     death_signal: int | None = None
     config = os.environ.get("PYINIT_CONFIG") or None
+    log_format: str | None = None
     for key, value in found:
         assert value is not None or key in ("verbose", "single-child", "version", "help")
         if key == "help":
@@ -107,8 +108,14 @@ def native_main(args: list[str]) -> int:
                 raise UsageError(f"--parent-death-signal: {exc}") from None
         elif key == "config":
             config = value
+        elif key == "log-format":
+            if value not in ("text", "json"):
+                raise UsageError(f"--log-format expects text or json; got {value!r}")
+            log_format = value
     if config:
-        raise UsageError("supervisor mode (-c) is not available yet")
+        return supervisor_main(config, command or None, verbosity, log_format)
+    if log_format is not None:
+        raise UsageError("--log-format applies to supervisor mode (-c FILE)")
     if not command:
         raise UsageError("no command given")
     # Job control as dumb-init does it: a stop request becomes SIGSTOP for the
@@ -126,6 +133,27 @@ def native_main(args: list[str]) -> int:
         verbosity=verbosity,
     )
     return Wrapper(opts).run()
+
+
+def supervisor_main(
+    path: str, command: list[str] | None, verbosity: int, log_format: str | None
+) -> int:
+    from pyinit.config import ConfigError, load_config
+    from pyinit.supervisor import Supervisor
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        count = len(exc.problems)
+        sys.stderr.write(
+            f"pyinit: {path}: {count} problem{'s' if count != 1 else ''}; nothing started\n"
+        )
+        return 2
+    return Supervisor(config, command, verbosity, log_format).run()
+
+
+SUBCOMMANDS = ("check",)
 
 
 def _job_control_rewrites() -> dict[int, int]:
@@ -162,8 +190,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from pyinit.personalities import dumb_init_main
 
         sys.exit(dumb_init_main(argv[1:]))
+    args = argv[1:]
     try:
-        code = native_main(argv[1:])
+        if args and args[0] == "check":
+            from pyinit.check import check_main
+
+            code = check_main(args[1:])
+        else:
+            code = native_main(args)
     except UsageError as exc:
         sys.stderr.write(f"pyinit: {exc}\nTry 'pyinit --help' for more information.\n")
         code = 2

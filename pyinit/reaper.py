@@ -66,6 +66,18 @@ def reap() -> tuple[list[Reaped], bool]:
         reaped.append(Reaped(pid, ExitStatus.from_wait_status(status)))
 
 
+def children_left() -> bool:
+    """Whether any child exists, without taking a status ``reap`` has not routed.
+
+    WNOWAIT leaves an exited child in place for the next ``reap``.
+    """
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -57,6 +57,47 @@ class SpawnError(Exception):
         return 126
 
 
+def resolve_user(user: str) -> tuple[int, int, list[int]]:
+    """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> (uid, gid, supplementary groups).
+
+    Raises LookupError naming what is unknown, PermissionError when pyinit is not
+    root and would have to switch to another user.
+    """
+    import grp
+    import pwd
+
+    who, _, group = user.partition(":")
+    entry: pwd.struct_passwd | None = None
+    if who.isdigit():
+        uid = int(who)
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
+            entry = None  # an arbitrary uid with no passwd entry (OpenShift) is fine
+    else:
+        try:
+            entry = pwd.getpwnam(who)
+        except KeyError:
+            raise LookupError(f"unknown user {who!r}") from None
+        uid = entry.pw_uid
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise LookupError(f"unknown group {group!r}") from None
+    else:
+        gid = entry.pw_gid if entry is not None else uid
+    groups = os.getgrouplist(entry.pw_name, gid) if entry is not None else [gid]
+    if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
+        raise PermissionError(
+            f"switching to user {user!r} needs root; pyinit runs as uid {os.geteuid()}"
+        )
+    return uid, gid, groups
+
+
 def spawn(spec: SpawnSpec) -> int:
     """Fork and exec ``spec``; return the pid once exec succeeded.
 
@@ -120,7 +161,7 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         if spec.umask is not None:
             os.umask(spec.umask)
         stage = "user"
-        if spec.groups is not None:
+        if spec.groups is not None and os.geteuid() == 0:
             os.setgroups(list(spec.groups))
         if spec.gid is not None:
             os.setgid(spec.gid)

@@ -1,0 +1,471 @@
+"""Supervisor mode: owns the services and the pid -> owner table, turns events into actions.
+
+Every wake-up of the loop (signals, timers, pipes) ends in ``_reconcile``, which
+compares what is with what should be: start services whose dependencies hold,
+fail those whose dependencies never can, start the main command, decide when the
+container is done, and walk the shutdown down the dependency graph.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from pyinit import proctree
+from pyinit.config import Condition, Config, ServiceConfig, ServiceType
+from pyinit.durations import format_duration
+from pyinit.logs import LogRouter
+from pyinit.loop import EventLoop, Timer
+from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
+from pyinit.service import (
+    Action,
+    CancelTimer,
+    Event,
+    EventKind,
+    Log,
+    SendSignal,
+    ServiceMachine,
+    Spawn,
+    StartTimer,
+    State,
+    TimerKind,
+)
+from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.spawn import SpawnError, SpawnSpec, resolve_user, spawn
+
+# After the services are down: how long leftovers (orphans, escaped daemons)
+# get between SIGTERM and SIGKILL, within what is left of shutdown_timeout.
+SWEEP_GRACE = 2.0
+KILL_WAIT_LIMIT = 2.0
+
+
+@dataclass
+class ServiceRuntime:
+    machine: ServiceMachine
+    timers: dict[TimerKind, Timer] = field(default_factory=dict)
+
+    @property
+    def cfg(self) -> ServiceConfig:
+        return self.machine.cfg
+
+    @property
+    def name(self) -> str:
+        return self.machine.cfg.name
+
+
+@dataclass
+class MainCommand:
+    argv: list[str]
+    pid: int | None = None
+    status: ExitStatus | None = None
+    signalled_with: int | None = None  # the stop signal pyinit sent it, if any
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        main_argv: list[str] | None = None,
+        verbosity: int = 0,
+        log_format: str | None = None,
+    ) -> None:
+        self.config = config
+        self.verbosity = verbosity
+        self.loop = EventLoop()
+        fmt = log_format or config.settings.log_format
+        self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
+        self.services = {
+            name: ServiceRuntime(ServiceMachine(cfg)) for name, cfg in config.services.items()
+        }
+        self.dependants: dict[str, list[str]] = {name: [] for name in config.services}
+        for cfg in config.services.values():
+            for dep in cfg.depends_on:
+                self.dependants[dep.name].append(cfg.name)
+        self.main = MainCommand(main_argv) if main_argv else None
+        self.owners: dict[int, ServiceRuntime | MainCommand | None] = {}
+        self.orphans_reaped = 0
+        self.signals_forwarded = 0
+        self.exit_code: int | None = None  # decided by whatever ends the container
+        self.shutting_down = False
+        self.shutdown_requested = False  # by a signal, as opposed to a critical exit
+        self.shutdown_started = 0.0
+        self.deadline = 0.0
+        self.sweeping = False
+        self.forced = False
+        self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    # -- logging -------------------------------------------------------------
+    def log(self, message: str, level: int = 0) -> None:
+        if level <= self.verbosity:
+            self.logs.event(message)
+
+    # -- running -------------------------------------------------------------
+    def run(self) -> int:
+        if os.getpid() != 1:
+            try:
+                become_subreaper()
+            except OSError as exc:
+                self.log(f"cannot become a child subreaper: {exc}")
+        self.intake = SignalIntake(catchable_signals())
+        self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
+        self.log(f"starting {len(self.services)} service(s): {names}", 1)
+        self._reconcile()
+        self.loop.run()
+        self.logs.close(time.monotonic() + 2.0)
+        return self.exit_code if self.exit_code is not None else 0
+
+    def _feed(self, rt: ServiceRuntime, event: Event) -> None:
+        actions = rt.machine.handle(event, time.monotonic())
+        for action in actions:
+            self._execute(rt, action)
+
+    def _execute(self, rt: ServiceRuntime, action: Action) -> None:
+        if isinstance(action, Spawn):
+            self._spawn_service(rt)
+        elif isinstance(action, SendSignal):
+            self._signal_service(rt, action.signum)
+        elif isinstance(action, StartTimer):
+            self._start_timer(rt, action.kind, action.delay)
+        elif isinstance(action, CancelTimer):
+            timer = rt.timers.pop(action.kind, None)
+            if timer is not None:
+                timer.cancel()
+        elif isinstance(action, Log):
+            self.log(f"{rt.name}: {action.message}")
+
+    def _start_timer(self, rt: ServiceRuntime, kind: TimerKind, delay: float) -> None:
+        old = rt.timers.pop(kind, None)
+        if old is not None:
+            old.cancel()
+        if kind is TimerKind.KILL and self.shutting_down:
+            delay = min(delay, max(0.0, self.deadline - time.monotonic()))
+        event = Event(EventKind.KILL_DUE if kind is TimerKind.KILL else EventKind.RESTART_DUE)
+
+        def fire() -> None:
+            rt.timers.pop(kind, None)
+            self._feed(rt, event)
+            self._reconcile()
+
+        rt.timers[kind] = self.loop.call_later(delay, fire)
+
+    def _spawn_service(self, rt: ServiceRuntime) -> None:
+        cfg = rt.cfg
+        capture = cfg.logging == "capture"
+        pipes: list[tuple[int, int]] = []
+        try:
+            uid = gid = None
+            groups: list[int] | None = None
+            if cfg.user:
+                uid, gid, groups = resolve_user(cfg.user)
+            fds = {0: self._devnull}
+            if capture:
+                pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+                fds[1], fds[2] = pipes[0][1], pipes[1][1]
+            env = dict(os.environ)
+            env.update(cfg.environment)
+            spec = SpawnSpec(
+                argv=cfg.command,
+                env=env,
+                cwd=cfg.working_dir,
+                uid=uid,
+                gid=gid,
+                groups=groups,
+                fds=fds,
+            )
+            pid = spawn(spec)
+        except SpawnError as exc:
+            self.owners[exc.pid] = None  # reaped quietly: its failure is reported here
+            self._close_pipes(pipes)
+            self._feed(
+                rt,
+                Event(
+                    EventKind.SPAWN_FAILED, status=ExitStatus(code=exc.exit_code), reason=str(exc)
+                ),
+            )
+            return
+        except (LookupError, OSError, PermissionError) as exc:
+            self._close_pipes(pipes)
+            reason = f"cannot start: {exc}"
+            self._feed(
+                rt, Event(EventKind.SPAWN_FAILED, status=ExitStatus(code=126), reason=reason)
+            )
+            return
+        for (read_fd, write_fd), stream in zip(pipes, ("stdout", "stderr"), strict=False):
+            os.close(write_fd)
+            self.logs.attach(rt.name, pid, stream, read_fd)  # type: ignore[arg-type]
+        self.owners[pid] = rt
+        self._feed(rt, Event(EventKind.SPAWNED, pid=pid))
+        # No readiness source yet (health and readiness come later): started is ready.
+        self._feed(rt, Event(EventKind.READY))
+
+    @staticmethod
+    def _close_pipes(pipes: list[tuple[int, int]]) -> None:
+        for read_fd, write_fd in pipes:
+            os.close(read_fd)
+            os.close(write_fd)
+
+    def _signal_service(self, rt: ServiceRuntime, signum: int) -> None:
+        pid = rt.machine.pid
+        if pid is None:
+            return
+        try:
+            os.kill(-pid, signum)  # its own session: the whole group hears it
+        except ProcessLookupError:
+            pass
+
+    # -- signals and children --------------------------------------------------
+    def _on_signals(self) -> None:
+        self.intake.drain(self._on_signal)
+        self._reconcile()
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            self._reap()
+        elif signum in SHUTDOWN_SIGNALS:
+            if self.shutting_down:
+                self.log(f"{signal_name(signum)} received again; killing everything now")
+                self._force_kill()
+            else:
+                self.log(f"{signal_name(signum)} received; stopping")
+                self.shutdown_requested = True
+                self._begin_shutdown(None)
+        else:
+            self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        name = signal_name(signum)
+        if self.main is not None and self.main.pid is not None:
+            targets = [(self.main.pid, self.main.argv[0])]
+        else:
+            targets = [
+                (rt.machine.pid, rt.name)
+                for rt in self.services.values()
+                if rt.machine.pid is not None
+            ]
+        for pid, label in targets:
+            assert pid is not None
+            try:
+                os.kill(-pid, signum)
+                self.signals_forwarded += 1
+                self.log(f"{name} received; forwarded to {label} (process group {pid})", 1)
+            except ProcessLookupError:
+                pass
+        if not targets:
+            self.log(f"{name} received; nothing running to forward it to", 1)
+
+    def _reap(self) -> None:
+        reaped, _ = reap()
+        for item in reaped:
+            owner = self.owners.pop(item.pid, "orphan")
+            if isinstance(owner, ServiceRuntime):
+                self.logs.drain_pid(item.pid)
+                if owner.machine.pid == item.pid:
+                    self._feed(owner, Event(EventKind.EXITED, pid=item.pid, status=item.status))
+            elif isinstance(owner, MainCommand):
+                owner.status = item.status
+                owner.pid = None
+                self.log(f"main command {owner.argv[0]} exited ({item.status.describe()})")
+                self._main_exited(owner)
+            elif owner == "orphan":
+                self.orphans_reaped += 1
+                self.log(f"reaped orphan pid {item.pid} ({item.status.describe()})", 1)
+
+    # -- what should happen next -------------------------------------------------
+    def _reconcile(self) -> None:
+        if self.shutting_down:
+            self._progress_shutdown()
+            return
+        for rt in self.services.values():
+            if rt.machine.state is State.PENDING:
+                verdict, reason = self._dependencies(rt.cfg)
+                if verdict is True:
+                    self._feed(rt, Event(EventKind.START))
+                elif verdict is False:
+                    self._feed(rt, Event(EventKind.DEPENDENCY_FAILED, reason=reason))
+        self._maybe_start_main()
+        for rt in self.services.values():
+            if rt.cfg.critical and rt.machine.state.final:
+                code = _final_code(rt.machine)
+                self.log(
+                    f"{rt.name} is critical and ended ({rt.machine.state.value}); "
+                    f"stopping the container with status {code}"
+                )
+                self._begin_shutdown(code)
+                return
+        if self.main is None and all(rt.machine.state.final for rt in self.services.values()):
+            ok = all(
+                rt.machine.state in (State.COMPLETED, State.EXITED) for rt in self.services.values()
+            )
+            self.log("no service left to run" + ("" if ok else "; some failed"))
+            self._begin_shutdown(0 if ok else 1)
+
+    def _dependencies(self, cfg: ServiceConfig) -> tuple[bool | None, str]:
+        """True when every condition holds, False when one never can, else None."""
+        verdict: bool | None = True
+        for dep in cfg.depends_on:
+            holds, reason = self._condition(dep.name, dep.condition)
+            if holds is False:
+                return False, reason
+            if holds is None:
+                verdict = None
+        return verdict, ""
+
+    def _condition(self, name: str, condition: Condition) -> tuple[bool | None, str]:
+        """Whether ``condition`` on service ``name`` holds (True), never will (False),
+        or may yet (None); with the reason when it never will."""
+        m = self.services[name].machine
+        why = m.reason or m.state.value
+        if condition is Condition.COMPLETED_SUCCESSFULLY:
+            if m.state in (State.COMPLETED, State.EXITED):
+                return True, ""
+            if m.state in (State.FAILED, State.STOPPED):
+                return False, f"dependency {name} did not complete successfully ({why})"
+            return None, ""
+        started = condition is Condition.STARTED
+        if m.ever_started if started else m.ever_ready:
+            return True, ""
+        if m.state.final:
+            goal = "started" if started else "was ready"
+            return False, f"dependency {name} {m.state.value} before it {goal} ({why})"
+        return None, ""
+
+    def _maybe_start_main(self) -> None:
+        main = self.main
+        if main is None or main.pid is not None or main.status is not None:
+            return
+        for rt in self.services.values():
+            wanted = (
+                Condition.COMPLETED_SUCCESSFULLY
+                if rt.cfg.type is ServiceType.ONESHOT
+                else Condition.READY
+            )
+            holds, reason = self._condition(rt.name, wanted)
+            if holds is None:
+                return
+            if holds is False:
+                self.log(f"main command not started: {reason}")
+                self._begin_shutdown(1)
+                return
+        take_tty = os.isatty(0)
+        spec = SpawnSpec(argv=main.argv, take_tty=take_tty)
+        try:
+            main.pid = spawn(spec)
+        except SpawnError as exc:
+            self.owners[exc.pid] = None
+            self.log(str(exc))
+            main.status = ExitStatus(code=exc.exit_code)
+            self._begin_shutdown(exc.exit_code)
+            return
+        self.owners[main.pid] = main
+        self.log(f"main command {main.argv[0]} started (pid {main.pid})")
+
+    def _main_exited(self, main: MainCommand) -> None:
+        assert main.status is not None
+        code = main.status.shell_code
+        sent = main.signalled_with
+        if sent is not None and code in (128 + sent, 0):
+            code = 0  # it stopped as we asked: not a failure
+        if not self.shutting_down:
+            self._begin_shutdown(code)
+        elif self.exit_code is None or self.shutdown_requested:
+            self.exit_code = code
+
+    # -- shutdown ------------------------------------------------------------
+    def _begin_shutdown(self, code: int | None) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        self.exit_code = code
+        now = time.monotonic()
+        self.shutdown_started = now
+        self.deadline = now + self.config.settings.shutdown_timeout
+        self.loop.call_at(self.deadline, self._budget_exhausted)
+        for rt in self.services.values():
+            self._feed(rt, Event(EventKind.INHIBIT_RESTART))
+            if rt.machine.state is State.PENDING:
+                self._feed(rt, Event(EventKind.STOP))
+        if self.main is not None and self.main.pid is not None:
+            self.main.signalled_with = signal.SIGTERM
+            try:
+                os.kill(-self.main.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self._progress_shutdown()
+
+    def _progress_shutdown(self) -> None:
+        if self.main is not None and self.main.pid is not None:
+            return  # the main command depends on everything: it goes first
+        for rt in self.services.values():
+            state = rt.machine.state
+            if state in (State.STARTING, State.RUNNING) and not any(
+                self.services[d].machine.state.alive for d in self.dependants[rt.name]
+            ):
+                self._feed(rt, Event(EventKind.STOP))
+        if any(rt.machine.state.alive for rt in self.services.values()):
+            return
+        if not self.sweeping:
+            self.sweeping = True
+            count = proctree.signal_descendants(signal.SIGTERM)
+            if count:
+                grace = min(SWEEP_GRACE, max(0.0, self.deadline - time.monotonic()))
+                self.log(f"{count} leftover process(es) sent SIGTERM; SIGKILL in {grace:.1f}s")
+                self.loop.call_later(grace, self._force_kill)
+        if not children_left():
+            self._finish()
+
+    def _budget_exhausted(self) -> None:
+        if not self.forced:
+            took = format_duration(self.config.settings.shutdown_timeout)
+            self.log(f"shutdown_timeout ({took}) reached; killing everything")
+            self._force_kill()
+
+    def _force_kill(self) -> None:
+        if self.forced:
+            return
+        self.forced = True
+        for rt in self.services.values():
+            if rt.machine.state.alive:
+                rt.machine.killed = True
+        if self.main is not None and self.main.pid is not None:
+            self.main.signalled_with = signal.SIGKILL
+        count = proctree.signal_descendants(signal.SIGKILL)
+        if count:
+            self.log(f"sent SIGKILL to {count} process(es)")
+        self.loop.call_later(KILL_WAIT_LIMIT, self._finish)
+        self._reconcile()
+
+    def _finish(self) -> None:
+        if self.exit_code is None or (self.shutdown_requested and self.main is None):
+            self.exit_code = self._requested_shutdown_code()
+        took = time.monotonic() - self.shutdown_started
+        self.log(f"all processes gone after {took:.2f}s; exiting with status {self.exit_code}")
+        self.loop.stop()
+
+    def _requested_shutdown_code(self) -> int:
+        """0 when every service stopped cleanly (128+N for our own stop signal is clean)."""
+        for rt in self.services.values():
+            m = rt.machine
+            if m.state is State.FAILED and rt.cfg.critical:
+                return _final_code(m)
+            if m.state is not State.STOPPED or m.last_status is None:
+                continue
+            status = m.last_status
+            clean = (
+                status.success
+                or status.signal == rt.cfg.stop_signal
+                or (status.code == 128 + rt.cfg.stop_signal)
+            )
+            if m.killed or not clean:
+                return status.shell_code or 1
+        return 0
+
+
+def _final_code(m: ServiceMachine) -> int:
+    if m.state in (State.COMPLETED, State.EXITED):
+        return 0
+    if m.last_status is not None and m.last_status.shell_code:
+        return m.last_status.shell_code
+    return 1
