@@ -287,6 +287,11 @@ class _Draft:
     deps: list[tuple[Dependency, str, int]]  # (dependency, key path, line)
 
 
+def _code(character: object) -> int:
+    """PyYAML's ReaderError holds the offending character as an int or a 1-char str."""
+    return character if isinstance(character, int) else ord(str(character)[:1] or "\0")
+
+
 def _line(node: yaml.Node | None) -> int | None:
     return node.start_mark.line + 1 if node is not None and node.start_mark else None
 
@@ -345,7 +350,12 @@ class _Loader:
         except yaml.reader.ReaderError as e:
             line = self.source.count("\n", 0, e.position) + 1
             self.problems.append(
-                Problem(self.path, line, "", f"YAML syntax error: {e.reason} ({e.character!r})")
+                Problem(
+                    self.path,
+                    line,
+                    "",
+                    f"YAML syntax error: {e.reason} (#x{_code(e.character):04x})",
+                )
             )
         except yaml.YAMLError as e:
             self.problems.append(Problem(self.path, None, "", f"YAML syntax error: {e}"))
@@ -529,7 +539,8 @@ class _Loader:
         if services is None:
             return None
         if not services:
-            self.add(knode, "services", "expected at least one service")
+            if not isinstance(vnode, yaml.MappingNode) or not vnode.value:
+                self.add(knode, "services", "expected at least one service")
             return None
         drafts = [self.service(name, k, v) for name, (k, v) in services.items()]
         self.check_dependencies(drafts)
