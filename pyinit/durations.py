@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -13,6 +14,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms; got {value!r}")
     if isinstance(value, int | float):
+        # float() and YAML both produce inf and nan; neither is a duration (an
+        # infinite timer crashes selectors' select(), nan compares false to all).
+        if not math.isfinite(value):
+            raise ValueError(f"a duration must be a finite number; got {value!r}")
         if value < 0:
             raise ValueError(f"a duration cannot be negative; got {value!r}")
         return float(value)
@@ -23,6 +28,8 @@ def parse_duration(value: object) -> float:
         except ValueError:
             pass
         else:
+            if not math.isfinite(number):
+                raise ValueError(f"a duration must be a finite number; got {value!r}")
             if number < 0:
                 raise ValueError(f"a duration cannot be negative; got {value!r}")
             return number

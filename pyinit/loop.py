@@ -125,7 +125,10 @@ class EventLoop:
                     self._guarded(self._writers[fd])
                 if not self._running:
                     break
-            self._run_due_timers()
+            # A callback may have stopped the loop: then no timer may fire after
+            # it (a kill timer due now would still signal an emptied container).
+            if self._running:
+                self._run_due_timers()
 
     def close(self) -> None:
         self._selector.close()

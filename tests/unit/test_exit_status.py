@@ -1,0 +1,57 @@
+"""Unit tests for ExitStatus decoding from raw wait statuses (no processes).
+
+A raw status is what waitpid(2) returns: ``code << 8`` for a normal exit,
+the signal number for death by signal, plus 0x80 when a core was dumped.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from pyinit.reaper import ExitStatus
+
+CORE = 0x80
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 42, 126, 127, 128, 255])
+def test_normal_exit(code: int) -> None:
+    """An exit code is decoded as such and reported unchanged as the shell code."""
+    status = ExitStatus.from_wait_status(code << 8)
+    assert status == ExitStatus(code=code)
+    assert status.shell_code == code
+    assert status.success is (code == 0)
+    assert status.describe() == f"status {code}"
+
+
+@pytest.mark.parametrize("signum", [1, 2, 9, 15, int(signal.SIGRTMIN) + 1, int(signal.SIGRTMAX)])
+def test_killed_by_signal(signum: int) -> None:
+    """Death by signal N is 128+N, not a success, and names the signal."""
+    status = ExitStatus.from_wait_status(signum)
+    assert status.signal == signum
+    assert status.code is None
+    assert not status.core_dumped
+    assert status.shell_code == 128 + signum
+    assert not status.success
+    assert status.describe().startswith("killed by SIG")
+
+
+def test_core_dump_bit() -> None:
+    """The core bit is decoded and reported; the shell code is still 128+N."""
+    status = ExitStatus.from_wait_status(int(signal.SIGSEGV) | CORE)
+    assert status == ExitStatus(signal=int(signal.SIGSEGV), core_dumped=True)
+    assert status.shell_code == 128 + int(signal.SIGSEGV)
+    assert status.describe() == "killed by SIGSEGV, core dumped"
+
+
+def test_killed_describe_exact() -> None:
+    """The log vocabulary for a signal death."""
+    assert ExitStatus.from_wait_status(int(signal.SIGTERM)).describe() == "killed by SIGTERM"
+
+
+def test_exit_code_with_high_bits_is_not_a_signal() -> None:
+    """Exit code 128+N (a normal exit) is not confused with death by signal N."""
+    status = ExitStatus.from_wait_status((128 + 9) << 8)
+    assert status.signal is None
+    assert status.code == 137
