@@ -6,6 +6,7 @@ Only supervisor mode imports this module (it imports PyYAML, ~30 ms).
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import shlex
@@ -492,7 +493,10 @@ class _Loader:
         scalar = self.scalar(node, key)
         value = scalar.value if scalar is not None else None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            if math.isfinite(value):
+                return float(value)
+            self.add(node, key, f"expected a finite number; got {scalar.text if scalar else value}")
+            return None
         if scalar is not None or not isinstance(node, yaml.ScalarNode):
             self.expected(node, key, what, scalar)
         return None

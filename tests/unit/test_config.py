@@ -550,6 +550,9 @@ def test_bad_numbers_in_backoff_and_start_limit() -> None:
           db:
             command: [b]
             backoff: {initial: 1m, max: 10s}
+          cron:
+            command: [c]
+            backoff: {multiplier: .nan}
         """
     ) == [
         "services.yaml:4: services.web.backoff.multiplier: expected a number >= 1; got 0.5",
@@ -557,6 +560,7 @@ def test_bad_numbers_in_backoff_and_start_limit() -> None:
         "services.yaml:5: services.web.start_limit.burst: expected a whole number >= 1; "
         "got a number (0)",
         "services.yaml:8: services.db.backoff: initial (60s) is longer than max (10s)",
+        "services.yaml:11: services.cron.backoff.multiplier: expected a finite number; got .nan",
     ]
 
 
