@@ -69,6 +69,64 @@ class StartLimit:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """One check: run a command, connect to a TCP port, or GET a URL.
+
+    exec: ``command`` (a ``["CMD-SHELL", s]`` test becomes ``("/bin/sh", "-c", s)``);
+    tcp: ``host``:``port``; http: ``url`` (http:// only), success on 2xx/3xx or on
+    exactly ``expect_status`` when set.
+    """
+
+    kind: Literal["exec", "tcp", "http"]
+    command: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 0
+    url: str = ""
+    expect_status: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "tcp":
+            return f"tcp {self.host}:{self.port}"
+        if self.kind == "http":
+            return f"http {self.url}"
+        return "exec " + " ".join(self.command)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Compose's healthcheck: liveness. ``retries`` consecutive failures after
+    ``start_period`` make the service unhealthy; failures inside it do not count,
+    and probes run every ``start_interval`` there until the first success."""
+
+    probe: Probe
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """When the service counts as ready. ``kind``:
+    notify: ``READY=1`` on $NOTIFY_SOCKET (sd_notify); ``watchdog`` > 0 also expects
+    ``WATCHDOG=1`` at least that often once ready, or the service is restarted;
+    log_line: a line of its output matches the regex ``pattern``;
+    fd: it writes a newline to file descriptor ``fd`` (s6's notification-fd);
+    probe: ``probe`` polled every ``interval`` until it first passes.
+    Not ready within ``timeout`` (0: no limit) fails the start."""
+
+    kind: Literal["notify", "log_line", "fd", "probe"]
+    pattern: str = ""
+    fd: int = 0
+    probe: Probe | None = None
+    interval: float = 1.0
+    probe_timeout: float = 1.0
+    timeout: float = 60.0
+    watchdog: float = 0.0
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     command: tuple[str, ...]
@@ -85,6 +143,8 @@ class ServiceConfig:
     stop_grace_period: float = 10.0
     critical: bool = False
     logging: Literal["capture", "inherit"] = "capture"
+    healthcheck: HealthCheck | None = None
+    ready: Readiness | None = None
     line: int = 0  # where the service is declared, for messages
 
 
