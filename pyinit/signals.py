@@ -80,6 +80,10 @@ class SignalIntake:
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         for signum in self._signums:
             signal.signal(signum, _ignore)
+        # A blocked mask survives exec: a launcher that blocked, say, SIGTERM
+        # would leave it pending in pyinit forever (tini and dumb-init sigwait
+        # for theirs, so they do not care). Handlers only help if unblocked.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signums)
 
     def drain(self, deliver: Callable[[int], None]) -> None:
         """Read every pending signal number and hand each to ``deliver`` in order."""

@@ -172,10 +172,15 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
             os.chdir(spec.cwd)
         stage = "exec"
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        if spec.env is None:
-            os.execvp(spec.argv[0], list(spec.argv))
-        else:
-            os.execvpe(spec.argv[0], list(spec.argv), dict(spec.env))
+        try:
+            if spec.env is None:
+                os.execvp(spec.argv[0], list(spec.argv))
+            else:
+                os.execvpe(spec.argv[0], list(spec.argv), dict(spec.env))
+        except OSError as exc:
+            if exc.errno != errno.ENOEXEC:
+                raise
+            _exec_with_sh(spec, exc)
     except OSError as exc:
         code = exc.errno or errno.EINVAL
     except BaseException:
@@ -184,6 +189,27 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         os.write(err_w, f"{stage}:{code}".encode())
     finally:
         os._exit(127 if code == errno.ENOENT else 126)
+
+
+def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - child side
+    """Run an executable file with no ``#!`` line through /bin/sh, as execvp(3) does.
+
+    POSIX execvp (so tini, dumb-init and shells) treats such a file as a shell
+    script; Python's os.execvp does not. ENOEXEC from os.execvp means every
+    earlier PATH candidate was missing, so the first executable file found on
+    PATH is the one that failed. Raises the original error if sh cannot run.
+    """
+    import shutil
+
+    env = os.environ if spec.env is None else spec.env
+    name = spec.argv[0]
+    path = name if "/" in name else shutil.which(name, path=env.get("PATH", os.defpath))
+    if path is None:
+        raise exc
+    try:
+        os.execve("/bin/sh", ["/bin/sh", path, *spec.argv[1:]], dict(env))
+    except OSError:
+        raise exc from None
 
 
 def _arrange_fds(fds: Mapping[int, int], err_w: int) -> None:  # pragma: no cover

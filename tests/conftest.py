@@ -152,20 +152,24 @@ class LineReader:
         ready, _, _ = select.select([self.fd], [], [], remaining)
         if not ready:
             return False
+        self.read_available()
+        return True
+
+    def read_available(self) -> None:
+        """One non-blocking read: split complete lines off, note EOF."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
-            return True
+            return
         if not data:
             self.eof = True
             if self._buf:
                 self.lines.append(self._buf.decode(errors="replace"))
                 self._buf = b""
-            return True
+            return
         self._buf += data
         *complete, self._buf = self._buf.split(b"\n")
         self.lines.extend(line.decode(errors="replace").rstrip("\r") for line in complete)
-        return True
 
     def next_line(self, timeout: float = DEFAULT_TIMEOUT) -> str | None:
         """The next line not yet returned, or None at EOF. Fails on timeout."""
@@ -209,12 +213,47 @@ class LineReader:
 
     def read_to_eof(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Everything up to EOF (all lines ever read, joined). Fails at the deadline."""
-        deadline = time.monotonic() + timeout
-        while not self.eof:
-            if not self._fill(deadline):
-                pytest.fail(f"{self.name} still open after {timeout}s; got {self.lines!r}")
+        pump_to_eof([self], timeout)
+        return self.text()
+
+    def text(self) -> str:
         self._pos = len(self.lines)
         return "\n".join(self.lines)
+
+
+def pump_to_eof(readers: Sequence[LineReader], timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Read all ``readers`` concurrently until EOF on each (no pipe can fill up and
+    block the writer while we wait on another one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        active = [r for r in readers if not r.eof]
+        if not active:
+            return
+        remaining = deadline - time.monotonic()
+        ready = select.select([r.fd for r in active], [], [], max(0.0, remaining))[0]
+        if not ready and remaining <= 0:
+            got = {r.name: r.lines[-20:] for r in readers}
+            pytest.fail(f"pipes still open after {timeout}s; last lines: {got!r}")
+        for reader in active:
+            if reader.fd in ready:
+                reader.read_available()
+
+
+def expect_ready(
+    reader: LineReader, roles: Sequence[str], timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, dict[str, int]]:
+    """Wait for recorder.py's ``ready`` line of each role: {role: {pid, pgid, sid}}."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, dict[str, int]] = {}
+    regex = re.compile(READY)
+    while set(found) != set(roles):
+        line = reader.next_line(max(0.001, deadline - time.monotonic()))
+        if line is None:
+            pytest.fail(f"EOF before ready lines of {roles}; got {reader.lines!r}")
+        match = regex.match(line)
+        if match:
+            found[match["role"]] = parse_ready(match)
+    return found
 
 
 # -- processes ---------------------------------------------------------------------
@@ -326,9 +365,20 @@ class Proc:
     def finish(self, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str, str]:
         """Close stdin, read both pipes to EOF, wait: (exit code, stdout, stderr)."""
         self.close_stdin()
-        out = self.out.read_to_eof(timeout) if self.out else ""
-        err = self.err.read_to_eof(timeout) if self.err else ""
+        pump_to_eof([r for r in (self.out, self.err) if r is not None], timeout)
+        out = self.out.text() if self.out else ""
+        err = self.err.text() if self.err else ""
         return self.wait(timeout), out, err
+
+    def lineage(self, depth: int) -> list[int]:
+        """Host pids [cmd, its child, ...] following the first child down from the init."""
+        chain: list[int] = []
+        parent = self.init_pid
+        for _ in range(depth):
+            kids = wait_until(lambda p=parent: host_children(p), f"a child of pid {parent}")
+            parent = int(kids[0])
+            chain.append(parent)
+        return chain
 
     def host_tree(self) -> list[int]:
         """Host pids of every descendant of the init process, in tree order."""
