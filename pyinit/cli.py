@@ -19,6 +19,8 @@ from pyinit.signals import parse_signal
 USAGE = """\
 Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit -c services.yaml [OPTIONS] [-- COMMAND [ARGS...]]
+       pyinit check [services.yaml]     validate only
+       pyinit health                    exit 0 when every service is up and healthy
 
 Run COMMAND as PID 1: reap every zombie, forward signals to COMMAND's process
 group, stop what is left when it exits, and exit with its status.
@@ -153,7 +155,7 @@ def supervisor_main(
     return Supervisor(config, command, verbosity, log_format).run()
 
 
-SUBCOMMANDS = ("check",)
+SUBCOMMANDS = ("check", "health")
 
 
 def _job_control_rewrites() -> dict[int, int]:
@@ -196,6 +198,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
             from pyinit.check import check_main
 
             code = check_main(args[1:])
+        elif args and args[0] == "health":
+            from pyinit.status import health_main
+
+            code = health_main(args[1:])
         else:
             code = native_main(args)
     except UsageError as exc:

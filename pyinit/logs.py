@@ -160,6 +160,7 @@ class LogRouter:
             "stderr": OutputSink(loop, stderr_fd, self._pressure),
         }
         self._captures: dict[int, _Capture] = {}
+        self._watchers: dict[str, Callable[[bytes], None]] = {}
         width = max((len(n) for n in names), default=0)
         colour = self.sinks["stdout"].isatty and not os.environ.get("NO_COLOR")
         self._prefixes: dict[str, bytes] = {}
@@ -224,7 +225,18 @@ class LogRouter:
         if lines:
             self._emit(cap, lines)
 
+    def watch(self, service: str, callback: Callable[[bytes], None] | None) -> None:
+        """See every complete line of ``service`` (for log-line readiness); None stops."""
+        if callback is None:
+            self._watchers.pop(service, None)
+        else:
+            self._watchers[service] = callback
+
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
+        watcher = self._watchers.get(cap.service)
+        if watcher is not None:
+            for line in lines:
+                watcher(line)
         if self.log_format == "json":
             out = b"".join(_json_line(cap.service, cap.stream, cap.pid, line) for line in lines)
         else:

@@ -54,6 +54,9 @@ class EventKind(Enum):
     RESTART_DUE = "restart-due"  # backoff elapsed
     DEPENDENCY_FAILED = "dependency-failed"  # a dependency can never hold; reason set
     INHIBIT_RESTART = "inhibit-restart"  # shutdown began: never restart again
+    # Alive but failing (unhealthy, not ready in time, missed watchdog): stop it and
+    # treat the exit as a failure, so the restart policy decides; reason set.
+    FAILURE_DETECTED = "failure-detected"
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,14 @@ class IllegalTransition(Exception):
 def backoff_delay(cfg: ServiceConfig, attempt: int, rand: float) -> float:
     """Delay before restart ``attempt`` (1-based); ``rand`` in [0, 1) drives jitter."""
     b = cfg.backoff
-    base = min(b.max, b.initial * b.multiplier ** max(0, attempt - 1))
+    base = b.initial
+    # Multiply step by step and stop at the cap: initial * multiplier ** attempt
+    # overflows a float after a long enough crash loop.
+    for _ in range(max(0, attempt - 1)):
+        if base >= b.max or base <= 0:
+            break
+        base *= b.multiplier
+    base = min(b.max, base)
     spread = base * b.jitter * (2.0 * rand - 1.0)
     return max(MIN_RESTART_DELAY, base + spread)
 
@@ -128,6 +138,7 @@ class ServiceMachine:
         self.stop_requested = False
         self.stop_started = 0.0
         self.restart_inhibited = False
+        self.failure_reason = ""  # set while stopping a service found failing
 
     @property
     def name(self) -> str:
@@ -150,6 +161,7 @@ class ServiceMachine:
         self.pid = None
         self.killed = False
         self.stop_requested = False
+        self.restart_inhibited = False  # a stopped service started again restarts as usual
         self.reason = ""
         self.start_times.append(now)
         return [Spawn()]
@@ -172,7 +184,11 @@ class ServiceMachine:
     def _exited(self, event: Event, now: float) -> list[Action]:
         return self._ended(event.status or ExitStatus(code=0), now, "")
 
-    def _ended(self, status: ExitStatus, now: float, why: str) -> list[Action]:
+    def _ended(
+        self, status: ExitStatus, now: float, why: str, failed: bool = False
+    ) -> list[Action]:
+        """The main process is gone; ``failed`` overrides a zero status (a service
+        stopped because it was found failing exits 0 or dies of our signal)."""
         self.pid = None
         self.last_status = status
         ran_for = now - self.started_at if self.started_at is not None else 0.0
@@ -180,10 +196,11 @@ class ServiceMachine:
             self.attempt = 0
         described = why or status.describe()
         oneshot = self.cfg.type is ServiceType.ONESHOT
-        if status.success and oneshot:
+        success = status.success and not failed
+        if success and oneshot:
             self.state = State.COMPLETED
             return [Log(f"completed ({format_duration(round(ran_for, 3))})")]
-        if self._should_restart(status):
+        if self._should_restart(success):
             if self._start_limit_hit(now):
                 limit = self.cfg.start_limit
                 return self._fail(
@@ -198,7 +215,7 @@ class ServiceMachine:
                 Log(f"exited ({described}); restart {self.restarts} in {delay:.1f}s"),
                 StartTimer(TimerKind.RESTART, delay),
             ]
-        if status.success:
+        if success:
             self.state = State.EXITED
             return [Log(f"exited ({described})")]
         return self._fail(described)
@@ -208,16 +225,16 @@ class ServiceMachine:
         self.reason = reason
         return [Log(f"failed ({reason})")]
 
-    def _should_restart(self, status: ExitStatus) -> bool:
+    def _should_restart(self, success: bool) -> bool:
         if self.restart_inhibited:
             return False
         policy = self.cfg.restart
         if self.cfg.type is ServiceType.ONESHOT:
             # A oneshot that succeeded is done; only failures are retried.
-            return policy is not RestartPolicy.NO and not status.success
+            return policy is not RestartPolicy.NO and not success
         if policy in (RestartPolicy.ALWAYS, RestartPolicy.UNLESS_STOPPED):
             return True
-        return policy is RestartPolicy.ON_FAILURE and not status.success
+        return policy is RestartPolicy.ON_FAILURE and not success
 
     def _start_limit_hit(self, now: float) -> bool:
         window = self.cfg.start_limit.interval
@@ -240,7 +257,27 @@ class ServiceMachine:
         self.stop_requested = True
         return [CancelTimer(TimerKind.RESTART)] if event.kind is EventKind.STOP else []
 
+    def _failure_detected(self, event: Event, now: float) -> list[Action]:
+        self.failure_reason = event.reason
+        self.state = State.STOPPING
+        self.stop_started = now
+        return [
+            SendSignal(self.cfg.stop_signal),
+            StartTimer(TimerKind.KILL, self.cfg.stop_grace_period),
+        ]
+
+    def _stop_while_stopping(self, event: Event, now: float) -> list[Action]:
+        # A stop request overtakes a restart that was going to follow.
+        self.stop_requested = True
+        self.restart_inhibited = True
+        return []
+
     def _stopped(self, event: Event, now: float) -> list[Action]:
+        if self.failure_reason and not self.stop_requested:
+            reason, self.failure_reason = self.failure_reason, ""
+            status = event.status or ExitStatus(code=1)
+            return [CancelTimer(TimerKind.KILL), *self._ended(status, now, reason, failed=True)]
+        self.failure_reason = ""
         self.pid = None
         self.last_status = event.status
         self.state = State.STOPPED
@@ -281,15 +318,18 @@ _TRANSITIONS: dict[tuple[State, EventKind], _Handler] = {
     (S.STARTING, E.EXITED): M._exited,
     (S.STARTING, E.STOP): M._stop,
     (S.STARTING, E.INHIBIT_RESTART): M._inhibit,
+    (S.STARTING, E.FAILURE_DETECTED): M._failure_detected,
+    (S.RUNNING, E.FAILURE_DETECTED): M._failure_detected,
+    (S.STOPPING, E.FAILURE_DETECTED): M._ignore,
     (S.RUNNING, E.READY): M._ignore,
     (S.RUNNING, E.EXITED): M._exited,
     (S.RUNNING, E.STOP): M._stop,
     (S.RUNNING, E.INHIBIT_RESTART): M._inhibit,
     (S.STOPPING, E.EXITED): M._stopped,
     (S.STOPPING, E.KILL_DUE): M._kill_due,
-    (S.STOPPING, E.STOP): M._ignore,
+    (S.STOPPING, E.STOP): M._stop_while_stopping,
     (S.STOPPING, E.READY): M._ignore,
-    (S.STOPPING, E.INHIBIT_RESTART): M._ignore,
+    (S.STOPPING, E.INHIBIT_RESTART): M._inhibit,
     (S.BACKOFF, E.RESTART_DUE): M._start,
     (S.BACKOFF, E.STOP): M._stop_before_running,
     (S.BACKOFF, E.INHIBIT_RESTART): M._inhibit_backoff,

@@ -11,13 +11,18 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyinit import proctree
-from pyinit.config import Condition, Config, ServiceConfig, ServiceType
+from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, ServiceType
 from pyinit.durations import format_duration
+from pyinit.health import HealthStatus
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
+from pyinit.monitor import ServiceMonitor
+from pyinit.notify import runtime_dir
 from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
 from pyinit.service import (
     Action,
@@ -34,6 +39,7 @@ from pyinit.service import (
 )
 from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
 from pyinit.spawn import SpawnError, SpawnSpec, resolve_user, spawn
+from pyinit.status import remove_snapshot, write_snapshot
 
 # After the services are down: how long leftovers (orphans, escaped daemons)
 # get between SIGTERM and SIGKILL, within what is left of shutdown_timeout.
@@ -44,6 +50,7 @@ KILL_WAIT_LIMIT = 2.0
 @dataclass
 class ServiceRuntime:
     machine: ServiceMachine
+    monitor: ServiceMonitor
     timers: dict[TimerKind, Timer] = field(default_factory=dict)
 
     @property
@@ -77,14 +84,22 @@ class Supervisor:
         fmt = log_format or config.settings.log_format
         self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
         self.services = {
-            name: ServiceRuntime(ServiceMachine(cfg)) for name, cfg in config.services.items()
+            name: ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
+            for name, cfg in config.services.items()
         }
         self.dependants: dict[str, list[str]] = {name: [] for name in config.services}
         for cfg in config.services.values():
             for dep in cfg.depends_on:
                 self.dependants[dep.name].append(cfg.name)
         self.main = MainCommand(main_argv) if main_argv else None
-        self.owners: dict[int, ServiceRuntime | MainCommand | None] = {}
+        # pid -> who gets its exit status: a service, the main command, a probe's
+        # callback, or None for a child whose failure was already reported.
+        self.owners: dict[int, ServiceRuntime | MainCommand | Callable[[ExitStatus], None] | None]
+        self.owners = {}
+        self._runtime_dir: str | None = None
+        self._last_snapshot = ""
+        self._reconciling = False
+        self._reconcile_again = False
         self.orphans_reaped = 0
         self.signals_forwarded = 0
         self.exit_code: int | None = None  # decided by whatever ends the container
@@ -95,6 +110,55 @@ class Supervisor:
         self.sweeping = False
         self.forced = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    def _monitor_for(self, cfg: ServiceConfig) -> ServiceMonitor:
+        name = cfg.name
+        return ServiceMonitor(
+            self.loop,
+            cfg,
+            self.logs,
+            self._register_child,
+            on_ready=lambda how: self._service_ready(name),
+            on_failure=lambda reason: self._service_failing(name, reason),
+            on_health=lambda status, detail: self._health_changed(name, status, detail),
+            log=lambda message: self.log(f"{name}: {message}"),
+            runtime_dir=self.runtime_dir,
+        )
+
+    def runtime_dir(self) -> str:
+        if self._runtime_dir is None:
+            self._runtime_dir = runtime_dir()
+        return self._runtime_dir
+
+    def _register_child(self, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
+        self.owners[pid] = on_exit
+
+    def _service_ready(self, name: str) -> None:
+        rt = self.services[name]
+        if rt.machine.state.alive:
+            self._feed(rt, Event(EventKind.READY))
+            self._reconcile()
+
+    def _service_failing(self, name: str, reason: str) -> None:
+        rt = self.services[name]
+        if rt.machine.state in (State.STARTING, State.RUNNING):
+            self._feed(rt, Event(EventKind.FAILURE_DETECTED, reason=reason))
+            self._reconcile()
+
+    def _health_changed(self, name: str, status: HealthStatus, detail: str) -> None:
+        rt = self.services[name]
+        tracker = rt.monitor.health
+        if status is not HealthStatus.UNHEALTHY or tracker is None:
+            self.log(f"{name}: {status.value} ({detail})" if detail else f"{name}: {status.value}")
+            self._reconcile()
+            return
+        failures = f"{tracker.failures} failure{'s' if tracker.failures != 1 else ''}"
+        if rt.cfg.type is ServiceType.LONGRUN and rt.cfg.restart is not RestartPolicy.NO:
+            self.log(f"{name}: unhealthy ({failures}: {detail}); restarting")
+            self._service_failing(name, f"unhealthy ({failures}: {detail})")
+        else:
+            self.log(f"{name}: unhealthy ({failures}: {detail}); restart: no, left running")
+            self._reconcile()
 
     # -- logging -------------------------------------------------------------
     def log(self, message: str, level: int = 0) -> None:
@@ -114,6 +178,10 @@ class Supervisor:
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
         self._reconcile()
         self.loop.run()
+        for rt in self.services.values():
+            rt.monitor.close()
+        if self._runtime_dir is not None:
+            remove_snapshot(self._runtime_dir)
         self.logs.close(time.monotonic() + 2.0)
         return self.exit_code if self.exit_code is not None else 0
 
@@ -166,6 +234,7 @@ class Supervisor:
                 fds[1], fds[2] = pipes[0][1], pipes[1][1]
             env = dict(os.environ)
             env.update(cfg.environment)
+            rt.monitor.prepare(env, fds)
             spec = SpawnSpec(
                 argv=cfg.command,
                 env=env,
@@ -179,6 +248,7 @@ class Supervisor:
         except SpawnError as exc:
             self.owners[exc.pid] = None  # reaped quietly: its failure is reported here
             self._close_pipes(pipes)
+            rt.monitor.spawn_failed()
             self._feed(
                 rt,
                 Event(
@@ -188,6 +258,7 @@ class Supervisor:
             return
         except (LookupError, OSError, PermissionError) as exc:
             self._close_pipes(pipes)
+            rt.monitor.spawn_failed()
             reason = f"cannot start: {exc}"
             self._feed(
                 rt, Event(EventKind.SPAWN_FAILED, status=ExitStatus(code=126), reason=reason)
@@ -198,8 +269,7 @@ class Supervisor:
             self.logs.attach(rt.name, pid, stream, read_fd)  # type: ignore[arg-type]
         self.owners[pid] = rt
         self._feed(rt, Event(EventKind.SPAWNED, pid=pid))
-        # No readiness source yet (health and readiness come later): started is ready.
-        self._feed(rt, Event(EventKind.READY))
+        rt.monitor.started(pid)  # may report ready at once (no readiness source)
 
     @staticmethod
     def _close_pipes(pipes: list[tuple[int, int]]) -> None:
@@ -263,18 +333,37 @@ class Supervisor:
             if isinstance(owner, ServiceRuntime):
                 self.logs.drain_pid(item.pid)
                 if owner.machine.pid == item.pid:
+                    owner.monitor.ended()
                     self._feed(owner, Event(EventKind.EXITED, pid=item.pid, status=item.status))
             elif isinstance(owner, MainCommand):
                 owner.status = item.status
                 owner.pid = None
                 self.log(f"main command {owner.argv[0]} exited ({item.status.describe()})")
                 self._main_exited(owner)
+            elif callable(owner):
+                owner(item.status)
             elif owner == "orphan":
                 self.orphans_reaped += 1
                 self.log(f"reaped orphan pid {item.pid} ({item.status.describe()})", 1)
 
     # -- what should happen next -------------------------------------------------
     def _reconcile(self) -> None:
+        # Re-entrant calls (a monitor reporting ready while a service is being
+        # started) only ask for one more pass, so each pass sees a settled state.
+        if self._reconciling:
+            self._reconcile_again = True
+            return
+        self._reconciling = True
+        try:
+            self._reconcile_again = True
+            while self._reconcile_again:
+                self._reconcile_again = False
+                self._reconcile_once()
+        finally:
+            self._reconciling = False
+        self._publish_status()
+
+    def _reconcile_once(self) -> None:
         if self.shutting_down:
             self._progress_shutdown()
             return
@@ -323,6 +412,13 @@ class Supervisor:
                 return True, ""
             if m.state in (State.FAILED, State.STOPPED):
                 return False, f"dependency {name} did not complete successfully ({why})"
+            return None, ""
+        if condition is Condition.HEALTHY:
+            tracker = self.services[name].monitor.health
+            if tracker is not None and tracker.status is HealthStatus.HEALTHY:
+                return True, ""
+            if m.state.final:
+                return False, f"dependency {name} {m.state.value} before it was healthy ({why})"
             return None, ""
         started = condition is Condition.STARTED
         if m.ever_started if started else m.ever_ready:
@@ -436,6 +532,41 @@ class Supervisor:
             self.log(f"sent SIGKILL to {count} process(es)")
         self.loop.call_later(KILL_WAIT_LIMIT, self._finish)
         self._reconcile()
+
+    # -- status ---------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The aggregate state every reader uses (``pyinit health``, later the API)."""
+        services: dict[str, Any] = {}
+        for name, rt in self.services.items():
+            m, mon = rt.machine, rt.monitor
+            last = m.last_status
+            services[name] = {
+                "type": rt.cfg.type.value,
+                "state": m.state.value,
+                "pid": m.pid,
+                "ready": mon.ready if m.state.alive else m.state is State.COMPLETED,
+                "health": mon.health.status.value if mon.health is not None else None,
+                "health_detail": mon.health.last_detail if mon.health is not None else "",
+                "restarts": m.restarts,
+                "last_exit": last.shell_code if last is not None else None,
+                "reason": m.reason,
+                "status_text": mon.status_text,
+            }
+        return {"pid": os.getpid(), "stopping": self.shutting_down, "services": services}
+
+    def _publish_status(self) -> None:
+        import json
+
+        snapshot = self.snapshot()
+        text = json.dumps(snapshot, sort_keys=True)
+        if text == self._last_snapshot:
+            return
+        self._last_snapshot = text
+        try:
+            write_snapshot(self.runtime_dir(), snapshot)
+        except OSError as exc:
+            if self._runtime_dir is not None or self.verbosity:
+                self.log(f"cannot write the status file: {exc}", 1)
 
     def _finish(self) -> None:
         if self.exit_code is None or (self.shutdown_requested and self.main is None):

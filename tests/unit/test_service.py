@@ -169,6 +169,9 @@ EXPECTED: dict[tuple[State, EventKind], tuple[State, list[Action]]] = {
     (S.STARTING, E.EXITED): (S.BACKOFF, [FIRST_RESTART]),
     (S.STARTING, E.STOP): (S.STOPPING, STOP_ACTIONS),
     (S.STARTING, E.INHIBIT_RESTART): (S.STARTING, []),
+    (S.STARTING, E.FAILURE_DETECTED): (S.STOPPING, STOP_ACTIONS),
+    (S.RUNNING, E.FAILURE_DETECTED): (S.STOPPING, STOP_ACTIONS),
+    (S.STOPPING, E.FAILURE_DETECTED): (S.STOPPING, []),
     (S.RUNNING, E.READY): (S.RUNNING, []),
     (S.RUNNING, E.EXITED): (S.BACKOFF, [FIRST_RESTART]),
     (S.RUNNING, E.STOP): (S.STOPPING, STOP_ACTIONS),
@@ -458,26 +461,12 @@ def test_backoff_after_clean_exit_under_always() -> None:
     assert [crash_cycle(h, 1.0, code=0) for _ in range(3)] == [1.0, 2.0, 4.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="service.backoff_delay (service.py:108 at a08b0d1) computes "
-    "multiplier ** (attempt - 1) before capping at max; the float power overflows "
-    "(OverflowError) once attempt - 1 exceeds ~1023 / log2(multiplier)",
-)
 def test_backoff_delay_huge_attempt_stays_at_max() -> None:
     """Past the cap, any attempt number gives ``max`` (a long crash loop must not raise)."""
     cfg = backoff_cfg(initial=0.5, multiplier=2.0, max=30.0, jitter=0.0)
     assert backoff_delay(cfg, 1025, 0.5) == 30.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="service.backoff_delay (service.py:108 at a08b0d1): a crash loop slower than "
-    "the start limit keeps incrementing attempt until multiplier ** (attempt - 1) raises "
-    "OverflowError inside handle()",
-)
 def test_slow_crash_loop_never_raises() -> None:
     """A service that crashes every ~40 s forever (valid config: multiplier 10, burst 10 per
     minute, so the start limit never trips) keeps backing off at ``max`` and never makes
@@ -692,13 +681,6 @@ def test_inhibit_restart_while_pending_then_dependency_failure() -> None:
     assert h.m.state is S.STOPPED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ServiceMachine._stop (service.py:232 at a08b0d1) sets restart_inhibited=True "
-    "and _start never clears it: after STOP -> STOPPED -> START the restart policy is "
-    "silently disabled",
-)
 def test_start_after_stop_restores_restart_policy() -> None:
     """An operator START after a STOP brings the service back under its restart policy:
     a crash afterwards is restarted under ``always``."""
@@ -882,3 +864,40 @@ def test_invariants_on_random_walks(seed: int) -> None:
         entered_backoff = m.state is S.BACKOFF and before_state is not S.BACKOFF
         assert m.restarts - before_restarts == (1 if entered_backoff else 0)
         assert 0 <= m.attempt <= m.restarts
+
+
+def test_failure_detected_counts_as_a_failed_exit() -> None:
+    """A service found failing (unhealthy, not ready in time, watchdog) is stopped, and
+    its exit, even a clean one, goes through the restart policy as a failure."""
+    h = Harness(make_cfg(restart=RestartPolicy.ON_FAILURE))
+    h.spawn()
+    h.send(ev(E.READY))
+    actions = h.send(Event(E.FAILURE_DETECTED, reason="unhealthy (3 failures: exit 1)"))
+    assert h.m.state is S.STOPPING and SendSignal(signal.SIGTERM) in actions
+    h.send(Event(E.EXITED, pid=PID, status=ExitStatus(code=0)), dt=1.0)
+    assert h.m.state is S.BACKOFF
+    assert h.m.restarts == 1
+
+
+def test_failure_detected_with_restart_no_fails_with_the_reason() -> None:
+    """With ``restart: no`` the detected failure ends the service as FAILED, naming why."""
+    h = Harness(make_cfg(restart=RestartPolicy.NO))
+    h.spawn()
+    h.send(Event(E.FAILURE_DETECTED, reason="not ready within 5s (tcp 127.0.0.1:1)"))
+    h.send(Event(E.EXITED, pid=PID, status=ExitStatus(signal=signal.SIGTERM)), dt=1.0)
+    assert h.m.state is S.FAILED
+    assert "not ready within 5s" in h.m.reason
+
+
+def test_shutdown_overtakes_a_restart_after_failure_detected() -> None:
+    """A shutdown (INHIBIT_RESTART or STOP) that arrives while a failing service is being
+    stopped wins: the service ends STOPPED, never restarted during shutdown."""
+    for overtaking in (ev(E.INHIBIT_RESTART), STOP):
+        h = Harness(make_cfg(restart=RestartPolicy.ALWAYS))
+        h.spawn()
+        h.send(ev(E.READY))
+        h.send(Event(E.FAILURE_DETECTED, reason="watchdog"))
+        h.send(overtaking)
+        actions = h.send(Event(E.EXITED, pid=PID, status=ExitStatus(code=0)), dt=1.0)
+        assert h.m.state in (S.STOPPED, S.FAILED), overtaking
+        assert not timers(actions, TimerKind.RESTART)

@@ -1,0 +1,101 @@
+"""The container's aggregate state, in one place for every reader.
+
+The supervisor writes a snapshot (each service's state, pid, readiness, health,
+restarts, last exit) atomically to ``<runtime dir>/status.json`` whenever
+something changed; ``pyinit health`` reads it, so a Docker HEALTHCHECK or a
+Kubernetes exec probe needs no extra tool. ``verdict`` is the one definition of
+"the container is healthy" that every reader uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+STATUS_FILE = "status.json"
+Snapshot = dict[str, Any]
+
+
+def write_snapshot(directory: str, snapshot: Snapshot) -> None:
+    path = os.path.join(directory, STATUS_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(snapshot, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def remove_snapshot(directory: str) -> None:
+    try:
+        os.unlink(os.path.join(directory, STATUS_FILE))
+    except OSError:
+        pass
+
+
+def verdict(snapshot: Snapshot) -> list[str]:
+    """Why the container is not healthy; empty when every longrun is running, ready
+    and healthy and every oneshot completed."""
+    problems: list[str] = []
+    if snapshot.get("stopping"):
+        problems.append("pyinit is shutting down")
+    for name, svc in snapshot.get("services", {}).items():
+        state = svc.get("state")
+        if svc.get("type") == "oneshot":
+            if state not in ("completed", "starting", "running"):
+                problems.append(f"{name}: {state}")
+            continue
+        if state != "running":
+            extra = f" ({svc['reason']})" if svc.get("reason") else ""
+            problems.append(f"{name}: {state}{extra}")
+        elif not svc.get("ready"):
+            problems.append(f"{name}: not ready")
+        elif svc.get("health") not in (None, "healthy"):
+            detail = f" ({svc['health_detail']})" if svc.get("health_detail") else ""
+            problems.append(f"{name}: {svc['health']}{detail}")
+    return problems
+
+
+def health_main(args: list[str]) -> int:
+    """``pyinit health``: exit 0 when the container is healthy, else 1 and why."""
+    from pyinit.notify import runtime_dir
+
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(
+            "Usage: pyinit health\n\nExit 0 when every longrun is running, ready and healthy"
+            " and every oneshot completed;\notherwise print which service is not and exit 1."
+            "\nReads $PYINIT_RUNTIME_DIR/status.json (default /run/pyinit).\n"
+        )
+        return 0
+    if args:
+        sys.stderr.write(f"pyinit health: unexpected argument {args[0]!r}\n")
+        return 2
+    try:
+        directory = runtime_dir()
+        with open(os.path.join(directory, STATUS_FILE), encoding="utf-8") as f:
+            snapshot = json.load(f)
+    except (OSError, ValueError) as exc:
+        sys.stdout.write(f"unhealthy: no status from a running pyinit ({exc})\n")
+        return 1
+    pid = snapshot.get("pid")
+    if isinstance(pid, int) and not _alive(pid):
+        sys.stdout.write(f"unhealthy: pyinit (pid {pid}) is not running\n")
+        return 1
+    problems = verdict(snapshot)
+    if problems:
+        for problem in problems:
+            sys.stdout.write(f"unhealthy: {problem}\n")
+        return 1
+    count = len(snapshot.get("services", {}))
+    sys.stdout.write(f"healthy: {count} service{'s' if count != 1 else ''}\n")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
