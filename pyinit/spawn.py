@@ -40,14 +40,19 @@ class SpawnSpec:
 class SpawnError(Exception):
     """The child was forked but never reached exec; ``pid`` still has to be reaped."""
 
-    def __init__(self, pid: int, argv0: str, stage: str, err: int) -> None:
+    def __init__(self, pid: int, argv0: str, stage: str, err: int, subject: str = "") -> None:
         self.pid = pid
         self.argv0 = argv0
         self.stage = stage
         self.errno = err
         reason = os.strerror(err)
-        where = {"exec": "", "chdir": "working directory: ", "user": "switching user: "}
-        super().__init__(f"cannot run {argv0!r}: {where.get(stage, stage + ': ')}{reason}")
+        where = {"exec": "", "chdir": "working directory", "user": "switching user"}
+        label = where.get(stage, stage)
+        # Name the setting's value ("working directory /srv: No such file or
+        # directory"): the bare errno leaves the user guessing which path failed.
+        if subject:
+            label = f"{label} {subject}"
+        super().__init__(f"cannot run {argv0!r}: {label + ': ' if label else ''}{reason}")
 
     @property
     def exit_code(self) -> int:
@@ -128,8 +133,16 @@ def spawn(spec: SpawnSpec) -> int:
         os.close(err_r)
     if report:
         stage, _, code = report.decode().partition(":")
-        raise SpawnError(pid, spec.argv[0], stage, int(code or 0))
+        subject = {"chdir": spec.cwd, "user": _who(spec)}.get(stage) or ""
+        raise SpawnError(pid, spec.argv[0], stage, int(code or 0), subject)
     return pid
+
+
+def _who(spec: SpawnSpec) -> str:
+    """``to uid 1000 gid 50``, for a failed switch of user."""
+    ids = [f"uid {spec.uid}"] if spec.uid is not None else []
+    ids += [f"gid {spec.gid}"] if spec.gid is not None else []
+    return "to " + " ".join(ids) if ids else ""
 
 
 def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child side

@@ -1,0 +1,162 @@
+"""Supervisor mode end to end: graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Runner
+from tests.e2e.supervisor_helpers import (
+    PY,
+    argv,
+    file_lines,
+    sh,
+    start,
+    wait_for_lines,
+    write_config,
+)
+
+
+def _trapping(name: str, log: Path) -> str:
+    """sh: note ``up NAME``; on SIGTERM note ``stop NAME`` and exit 0."""
+    return sh(
+        f"trap 'echo stop {name} >> {log}; exit 0' TERM; echo up {name} >> {log}; sleep 1000 & wait"
+    )
+
+
+@pytest.mark.timeout(20)
+def test_sigterm_stops_in_reverse_dependency_order_and_exits_zero(
+    cli: Runner, tmp_path: Path
+) -> None:
+    """On SIGTERM, a service is stopped only after its dependants exited (``web``
+    depends on ``db``: web stops first), and pyinit exits 0 because every service
+    stopped cleanly: exiting 0 on the stop signal, or dying of the SIGTERM sent
+    to it (``plain``), both count as clean."""
+    log = tmp_path / "stops.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          db:
+            command: {_trapping("db", log)}
+          web:
+            command: {_trapping("web", log)}
+            depends_on: [db]
+          plain:
+            command: {argv("sleep", "1000")}
+        """,
+    )
+    proc = start(cli, config)
+    assert proc.err is not None
+    wait_for_lines(log, ["up db", "up web"])
+    proc.err.expect(r"plain: started")
+    asked = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    took = time.monotonic() - asked
+    lines = file_lines(log)
+    assert lines.index("stop web") < lines.index("stop db"), lines
+    assert re.search(r"plain: stopped in [\d.]+s \(killed by SIGTERM\)", err), err
+    assert code == 0, err
+    assert took < 5.0, f"shutdown took {took:.2f}s"
+
+
+ORPHAN = """\
+import os, signal, sys
+
+log = sys.argv[1]
+
+def note(text):
+    with open(log, "a") as f:
+        f.write(text + "\\n")
+
+if os.fork() == 0:
+    os.setsid()  # its own session: the service's process group signal misses it
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, lambda *_: note("orphan got TERM"))
+        note("orphan up")
+        while True:
+            signal.pause()
+    os._exit(0)
+os.wait()
+"""
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_kills_stubborn_service_and_sweeps_escaped_orphan(
+    cli: Runner, tmp_path: Path
+) -> None:
+    """A service that ignores SIGTERM is SIGKILLed once its ``stop_grace_period``
+    (1s) is over, with a line saying it had to be killed; a process that escaped
+    its service's session (double fork + setsid, TERM handled but survived) is
+    sent SIGTERM then SIGKILL by the final sweep; the whole shutdown is bounded;
+    a kill is not a clean stop, so the exit status is not 0."""
+    log = tmp_path / "events.log"
+    orphan = tmp_path / "orphan.py"
+    orphan.write_text(textwrap.dedent(ORPHAN))
+    config = write_config(
+        tmp_path,
+        f"""
+        settings:
+          shutdown_timeout: 20s
+        services:
+          stubborn:
+            command: {sh(f"trap '' TERM; echo up stubborn >> {log}; sleep 1000 & wait")}
+            stop_grace_period: 1s
+          escaper:
+            command: {sh(f"{PY} {orphan} {log}; echo up escaper >> {log}; exec sleep 1000")}
+            stop_grace_period: 1s
+        """,
+    )
+    proc = start(cli, config)
+    wait_for_lines(log, ["up stubborn", "up escaper", "orphan up"])
+    asked = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish(timeout=15)
+    took = time.monotonic() - asked
+    assert "stubborn: still running 1s after stop signal; sending SIGKILL" in err, err
+    assert re.search(r"stubborn: stopped in 1\.\d+s \(killed by SIGKILL; had to be killed\)", err)
+    assert re.search(r"escaper: stopped in [\d.]+s \(killed by SIGTERM\)", err), err
+    assert re.search(r"1 leftover process\(es\) sent SIGTERM", err), err
+    assert "orphan got TERM" in file_lines(log), "the sweep did not signal the orphan"
+    assert re.search(r"sent SIGKILL to 1 process\(es\)", err), err
+    assert 1.0 <= took < 8.0, f"shutdown took {took:.2f}s"
+    assert code != 0, err
+
+
+@pytest.mark.timeout(20)
+def test_second_sigterm_kills_at_once(cli: Runner, tmp_path: Path) -> None:
+    """A second SIGTERM while a service takes its time to stop (grace 10s) skips
+    the rest of the grace period: everything is SIGKILLed and pyinit exits at once."""
+    log = tmp_path / "events.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          slow:
+            command: {
+            sh(
+                f"trap 'echo got TERM >> {log}' TERM; echo up >> {log}; "
+                "while :; do sleep 1000 & wait; done"
+            )
+        }
+            stop_grace_period: 10s
+        """,
+    )
+    proc = start(cli, config)
+    wait_for_lines(log, ["up"])
+    proc.signal(signal.SIGTERM)
+    wait_for_lines(log, ["got TERM"])
+    again = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    took = time.monotonic() - again
+    assert "SIGTERM received again; killing everything now" in err, err
+    assert "slow: stopped" in err and "had to be killed" in err, err
+    assert took < 2.0, f"pyinit took {took:.2f}s after the second SIGTERM"
+    assert code == 128 + signal.SIGKILL, err
