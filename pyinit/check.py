@@ -7,9 +7,18 @@ in pyinit). Environment values are never printed: they may hold secrets.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
-from pyinit.config import Config, ConfigError, ServiceConfig, load_config_text
+from pyinit.config import (
+    Config,
+    ConfigError,
+    HealthCheck,
+    Probe,
+    Readiness,
+    ServiceConfig,
+    load_config_text,
+)
 from pyinit.durations import format_duration
 from pyinit.signals import signal_name
 
@@ -17,7 +26,8 @@ USAGE = """\
 Usage: pyinit check [FILE]
 
 Validate FILE (default: $PYINIT_CONFIG, else services.yaml) and print a summary:
-the services, their type, restart policy and dependencies, and the start order.
+the services, their type, restart policy, dependencies, readiness source and
+healthcheck, and the start order.
 Exit 0 when valid; otherwise print every problem and exit 2.
 """
 
@@ -79,6 +89,10 @@ def _describe(service: ServiceConfig) -> str:
         parts.append(f"depends on {deps}")
     else:
         parts.append("no dependencies")
+    if service.ready is not None:
+        parts.append(f"ready: {_describe_ready(service.ready)}")
+    if service.healthcheck is not None:
+        parts.append(f"healthcheck: {_describe_health(service.healthcheck)}")
     if service.critical:
         parts.append("critical")
     if service.stop_signal != 15:
@@ -87,3 +101,50 @@ def _describe(service: ServiceConfig) -> str:
         n = len(service.environment)
         parts.append(f"{n} environment variable{'s' if n != 1 else ''}")
     return ", ".join(parts)
+
+
+_COMMAND_WIDTH = 40  # longer probe commands are cut, keeping a summary line readable
+
+
+def _describe_probe(probe: Probe, every: float) -> str:
+    """``exec CMD`` (cut), ``tcp host:port`` or ``http URL``, the period, and the
+    expected status if any."""
+    if probe.kind == "exec":
+        command = probe.command
+        if len(command) == 3 and command[:2] == ("/bin/sh", "-c"):
+            text = "sh -c " + shlex.quote(command[2])
+        else:
+            text = shlex.join(command)
+        if len(text) > _COMMAND_WIDTH:
+            text = text[: _COMMAND_WIDTH - 3].rstrip() + " ..."
+        text = f"exec {text}"
+    else:
+        text = probe.describe()
+    text += f" every {format_duration(every)}"
+    if probe.expect_status is not None:
+        text += f" (expect {probe.expect_status})"
+    return text
+
+
+def _describe_ready(ready: Readiness) -> str:
+    extras: list[str] = []
+    if ready.kind == "notify":
+        text = "notify"
+        if ready.watchdog:
+            extras.append(f"watchdog {format_duration(ready.watchdog)}")
+    elif ready.kind == "log_line":
+        text = f'log_line "{ready.pattern}"'
+    elif ready.kind == "fd":
+        text = f"fd {ready.fd}"
+    else:
+        assert ready.probe is not None
+        text = _describe_probe(ready.probe, ready.interval)
+    if ready.timeout != Readiness.timeout:
+        extras.append(
+            f"timeout {format_duration(ready.timeout)}" if ready.timeout else "no timeout"
+        )
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _describe_health(check: HealthCheck) -> str:
+    return _describe_probe(check.probe, check.interval)

@@ -11,8 +11,9 @@ import os
 import re
 import shlex
 import signal
+import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal, TypeVar
 
@@ -86,7 +87,8 @@ class Probe:
 
     def describe(self) -> str:
         if self.kind == "tcp":
-            return f"tcp {self.host}:{self.port}"
+            host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+            return f"tcp {host}:{self.port}"
         if self.kind == "http":
             return f"http {self.url}"
         return "exec " + " ".join(self.command)
@@ -328,7 +330,24 @@ _SERVICE_KEYS = (
 )
 _BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 _START_LIMIT_KEYS = ("burst", "interval")
-_NOT_YET = "is not supported yet (planned: health and readiness)"
+_PROBE_KEYS = ("tcp", "http", "exec")
+_HEALTHCHECK_KEYS = (
+    "test",
+    *_PROBE_KEYS,
+    "expect_status",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "start_interval",
+    "disable",
+)
+_READY_SOURCES = ("notify", "log_line", "fd", *_PROBE_KEYS)
+_READY_KEYS = (*_READY_SOURCES, "watchdog", "expect_status", "interval", "probe_timeout", "timeout")
+_TCP_WHAT = "a port number or host:port"
+_URL_WHAT = "a URL such as http://127.0.0.1:8000/health"
+_DIGITS = re.compile(r"[0-9]+\Z")
+_HOST = re.compile(r"[^\s/\[\]]*\Z")  # empty: the default, 127.0.0.1
 
 
 @dataclass
@@ -346,6 +365,9 @@ class _Draft:
     line: int
     fields: dict[str, object]
     deps: list[tuple[Dependency, str, int]]  # (dependency, key path, line)
+    # healthcheck: "absent", "disabled" (test: [NONE] or disable: true), "invalid"
+    # (already reported) or "set"; service_healthy dependants need "set".
+    health: str = "absent"
 
 
 def _code(character: object) -> int:
@@ -498,7 +520,9 @@ class _Loader:
 
     def check_keys(
         self, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], key: str
-    ) -> None:
+    ) -> bool:
+        """Report unknown keys; True when there was one."""
+        unknown = False
         for name, (knode, _) in entries.items():
             if name in allowed or name.startswith("x-"):  # x-*: Compose extension fields
                 continue
@@ -509,6 +533,8 @@ class _Loader:
             elif not key and name == "version":
                 message += " (Compose's 'version' is not used by pyinit; remove it)"
             self.add(knode, _join(key, name), message)
+            unknown = True
+        return unknown
 
     def text(self, node: yaml.Node, key: str, what: str = "a string") -> str | None:
         """Any scalar but null, as written: `user: 1000:50` stays "1000:50" rather than
@@ -656,11 +682,6 @@ class _Loader:
             return draft
         self.check_keys(entries, _SERVICE_KEYS, key)
         fields = draft.fields
-        for unsupported in ("healthcheck", "ready"):
-            if unsupported in entries:
-                self.add(
-                    entries[unsupported][0], f"{key}.{unsupported}", f"{unsupported} {_NOT_YET}"
-                )
 
         if "command" not in entries:
             self.add(knode, f"{key}.command", "required key missing")
@@ -685,6 +706,18 @@ class _Loader:
         read("stop_grace_period", self.duration)
         read("critical", self.boolean)
         read("logging", lambda n, k: self.choice(n, k, ("capture", "inherit")))
+        if "healthcheck" in entries:
+            before = len(self.problems)
+            check = self.healthcheck(*entries["healthcheck"], f"{key}.healthcheck")
+            if len(self.problems) > before:
+                draft.health = "invalid"
+            else:
+                fields["healthcheck"] = check
+                draft.health = "disabled" if check is None else "set"
+        if "ready" in entries:
+            ready = self.ready(*entries["ready"], f"{key}.ready")
+            if ready is not None:
+                fields["ready"] = ready
         if "depends_on" in entries:
             draft.deps = self.depends_on(entries["depends_on"][1], f"{key}.depends_on")
 
@@ -831,6 +864,337 @@ class _Loader:
             limit = StartLimit(burst=limit.burst, interval=interval)
         return limit
 
+    # -- healthcheck and ready ---------------------------------------------------------
+
+    def positive_duration(self, node: yaml.Node, key: str) -> float | None:
+        value = self.duration(node, key)
+        if value is not None and value <= 0:
+            self.add(node, key, "expected a duration longer than 0")
+            return None
+        return value
+
+    def whole_number(
+        self, node: yaml.Node, key: str, low: int, high: int | None, what: str
+    ) -> int | None:
+        scalar = self.scalar(node, key)
+        value = scalar.value if scalar is not None else None
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and low <= value
+            and (high is None or value <= high)
+        ):
+            return value
+        if scalar is not None or not isinstance(node, yaml.ScalarNode):
+            self.expected(node, key, what, scalar)
+        return None
+
+    def healthcheck(self, knode: yaml.Node, vnode: yaml.Node, key: str) -> HealthCheck | None:
+        """Compose's healthcheck; None when disabled (``test: [NONE]``, ``disable: true``)
+        and, after reporting, when invalid: the caller tells them apart by the problems."""
+        entries = self.mapping(vnode, key, "a mapping such as {test: [CMD, ...], interval: 10s}")
+        if entries is None:
+            return None
+        typo = self.check_keys(entries, _HEALTHCHECK_KEYS, key)
+        timing: dict[str, float | int | None] = {}
+        for name in ("interval", "timeout", "start_interval"):
+            if name in entries:
+                timing[name] = self.positive_duration(entries[name][1], f"{key}.{name}")
+        if "start_period" in entries:
+            timing["start_period"] = self.duration(
+                entries["start_period"][1], f"{key}.start_period"
+            )
+        if "retries" in entries:
+            timing["retries"] = self.whole_number(
+                entries["retries"][1], f"{key}.retries", 1, None, "a whole number >= 1"
+            )
+        sources = [name for name in ("test", *_PROBE_KEYS) if name in entries]
+        if "disable" in entries:
+            disable = self.boolean(entries["disable"][1], f"{key}.disable")
+            if disable is None:
+                return None
+            if disable:
+                if sources:
+                    self.add(
+                        entries["disable"][0],
+                        f"{key}.disable",
+                        f"disable: true turns the healthcheck off, yet it has a probe "
+                        f"({sources[0]}); remove one of them",
+                    )
+                return None
+        source = self.one_source(
+            knode,
+            key,
+            entries,
+            sources,
+            "probe",
+            "test (as in Compose) or one of tcp, http, exec",
+            typo,
+        )
+        probe: Probe | None = None
+        if source == "test":
+            test = self.test(entries["test"][1], f"{key}.test")
+            if test == "none":
+                return None
+            probe = test
+        elif source is not None:
+            probe = self.probe(source, entries[source][1], f"{key}.{source}")
+        probe = self.expect_status(entries, key, probe, source)
+        if probe is None or any(v is None for v in timing.values()):
+            return None
+        return HealthCheck(probe, **timing)  # type: ignore[arg-type]
+
+    def one_source(
+        self,
+        knode: yaml.Node,
+        key: str,
+        entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        sources: list[str],
+        what: str,
+        choices: str,
+        typo: bool,
+    ) -> str | None:
+        """The one source among ``sources`` (present keys); report none or several.
+        None without a word when an unknown key was reported: likely the misspelt
+        source, whose did-you-mean says it all."""
+        if not sources:
+            if not typo:
+                self.add(knode, key, f"no {what}: set {choices}")
+            return None
+        if len(sources) > 1:
+            self.add(
+                entries[sources[1]][0],
+                key,
+                f"more than one {what} ({', '.join(sources)}); keep one",
+            )
+            return None
+        return sources[0]
+
+    def test(self, node: yaml.Node, key: str) -> Probe | Literal["none"] | None:
+        """Compose's ``test``: [CMD, arg...], [CMD-SHELL, command], [NONE] or a string
+        (= CMD-SHELL)."""
+        what = "a list such as [CMD, arg, ...] or a shell command string"
+        if isinstance(node, yaml.ScalarNode):
+            text = self.text(node, key, what)
+            if text is None:
+                return None
+            if not text.strip():
+                self.add(node, key, "the command is empty")
+                return None
+            return Probe("exec", ("/bin/sh", "-c", text))
+        if not isinstance(node, yaml.SequenceNode):
+            self.expected(node, key, what)
+            return None
+        words = [self.text(item, f"{key}[{i}]") for i, item in enumerate(node.value)]
+        if any(w is None for w in words):
+            return None
+        args = [w for w in words if w is not None]
+        if not args:
+            self.add(
+                node,
+                key,
+                "the list is empty; expected [CMD, arg, ...], [CMD-SHELL, command] or [NONE]",
+            )
+            return None
+        head, rest = args[0], args[1:]
+        if head == "NONE":
+            if rest:
+                self.add(node, key, "NONE disables the healthcheck and takes nothing after it")
+                return None
+            return "none"
+        if head == "CMD":
+            if not rest or not rest[0]:
+                self.add(node, key, "CMD needs a command after it, as in [CMD, pg_isready]")
+                return None
+            return Probe("exec", tuple(rest))
+        if head == "CMD-SHELL":
+            if len(rest) != 1 or not rest[0].strip():
+                self.add(
+                    node,
+                    key,
+                    "CMD-SHELL takes exactly one string, the shell command; for separate "
+                    "arguments use CMD",
+                )
+                return None
+            return Probe("exec", ("/bin/sh", "-c", rest[0]))
+        self.add(
+            node.value[0],
+            f"{key}[0]",
+            f"expected CMD, CMD-SHELL or NONE first (as in Compose); got {head!r}",
+        )
+        return None
+
+    def probe(self, kind: str, node: yaml.Node, key: str) -> Probe | None:
+        if kind == "tcp":
+            return self.tcp(node, key)
+        if kind == "http":
+            return self.http(node, key)
+        command = self.command(node, key)
+        return None if command is None else Probe("exec", command)
+
+    def tcp(self, node: yaml.Node, key: str) -> Probe | None:
+        """``6379`` or ``"host:port"`` (IPv6 in brackets: ``"[::1]:6379"``)."""
+        text = self.text(node, key, _TCP_WHAT)
+        if text is None:
+            return None
+        text = text.strip()
+        host, port_text = "", text
+        if not _DIGITS.match(text):
+            host, sep, port_text = text.rpartition(":")
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            elif ":" in host:
+                self.add(
+                    node, key, f"write an IPv6 address in brackets, as in [::1]:6379; got {text!r}"
+                )
+                return None
+            if not sep or not _DIGITS.match(port_text) or not _HOST.match(host):
+                self.add(node, key, f"expected {_TCP_WHAT}; got {text!r}")
+                return None
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            self.add(node, key, f"port {port} is out of range 1-65535")
+            return None
+        return Probe("tcp", host=host or "127.0.0.1", port=port)
+
+    def http(self, node: yaml.Node, key: str) -> Probe | None:
+        """A full ``http://host[:port]/path`` URL; https is not spoken."""
+        text = self.text(node, key, _URL_WHAT)
+        if text is None:
+            return None
+        url = text.strip()
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            self.add(node, key, f"expected {_URL_WHAT} with a port 1-65535; got {text!r}")
+            return None
+        if parts.scheme == "https":
+            self.add(
+                node,
+                key,
+                "https is not supported: the http probe speaks plain HTTP only; probe a "
+                "plain-HTTP port, or use exec with a client such as curl -f https://...",
+            )
+        elif parts.scheme != "http" or not parts.hostname:
+            self.add(node, key, f"expected {_URL_WHAT}; got {text!r}")
+        elif any(c.isspace() for c in url):
+            self.add(node, key, f"a URL cannot contain spaces (write %20); got {text!r}")
+        elif port == 0:
+            self.add(node, key, f"port 0 is out of range 1-65535 in {text!r}")
+        else:
+            return Probe("http", url=url)
+        return None
+
+    def expect_status(
+        self,
+        entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        key: str,
+        probe: Probe | None,
+        source: str | None,
+    ) -> Probe | None:
+        """``probe`` with the optional ``expect_status`` applied; it needs an http probe."""
+        if "expect_status" not in entries:
+            return probe
+        knode, vnode = entries["expect_status"]
+        status = self.whole_number(
+            vnode, f"{key}.expect_status", 100, 599, "an HTTP status code 100-599"
+        )
+        if source is not None and source != "http":
+            self.add(
+                knode, f"{key}.expect_status", f"applies only to an http probe, not to {source}"
+            )
+            return None
+        if probe is None or status is None:
+            return None
+        return replace(probe, expect_status=status)
+
+    def ready(self, knode: yaml.Node, vnode: yaml.Node, key: str) -> Readiness | None:
+        what = "a mapping such as {tcp: 6379} or {log_line: regex}, or notify"
+        if isinstance(vnode, yaml.ScalarNode) and vnode.tag != _NULL_TAG:
+            scalar = self.scalar(vnode, key)
+            if scalar is None:
+                return None
+            if scalar.value == "notify":
+                return Readiness("notify")
+            self.expected(vnode, key, what, scalar)
+            return None
+        entries = self.mapping(vnode, key, what)
+        if entries is None:
+            return None
+        typo = self.check_keys(entries, _READY_KEYS, key)
+        before = len(self.problems)
+        # notify: false is no source at all (handy with ${NOTIFY:-false}); an invalid
+        # value counts as one, so that its problem is the only one reported.
+        notify = "notify" in entries and (
+            self.boolean(entries["notify"][1], f"{key}.notify") is not False
+        )
+        sources = [n for n in _READY_SOURCES if n in entries and (n != "notify" or notify)]
+        source = self.one_source(
+            knode,
+            key,
+            entries,
+            sources,
+            "readiness source",
+            "one of " + ", ".join(_READY_SOURCES),
+            typo,
+        )
+        fields: dict[str, object] = {}
+        if "timeout" in entries:
+            fields["timeout"] = self.duration(entries["timeout"][1], f"{key}.timeout")
+        if "watchdog" in entries:
+            wknode, wvnode = entries["watchdog"]
+            fields["watchdog"] = self.duration(wvnode, f"{key}.watchdog")
+            if source is not None and source != "notify":
+                self.add(
+                    wknode,
+                    f"{key}.watchdog",
+                    f"applies only to notify: true (WATCHDOG=1 comes over $NOTIFY_SOCKET), "
+                    f"not to {source}",
+                )
+        for name in ("interval", "probe_timeout"):
+            if name in entries:
+                fields[name] = self.positive_duration(entries[name][1], f"{key}.{name}")
+                if source is not None and source not in _PROBE_KEYS:
+                    self.add(
+                        entries[name][0],
+                        f"{key}.{name}",
+                        f"applies only to a probe (tcp, http or exec), not to {source}",
+                    )
+        probe: Probe | None = None
+        if source == "log_line":
+            fields["pattern"] = self.regex(entries["log_line"][1], f"{key}.log_line")
+        elif source == "fd":
+            fields["fd"] = self.whole_number(
+                entries["fd"][1],
+                f"{key}.fd",
+                3,
+                255,
+                "a file descriptor 3-255 (0-2 are stdin, stdout and stderr)",
+            )
+        elif source in _PROBE_KEYS:
+            probe = self.probe(source, entries[source][1], f"{key}.{source}")
+        probe = self.expect_status(entries, key, probe, source)
+        if source is None or len(self.problems) > before:
+            return None
+        kind = "probe" if source in _PROBE_KEYS else source
+        return Readiness(kind, probe=probe, **fields)  # type: ignore[arg-type]
+
+    def regex(self, node: yaml.Node, key: str) -> str | None:
+        text = self.text(node, key, "a regular expression")
+        if text is None:
+            return None
+        if not text:
+            self.add(node, key, "the pattern is empty; it would match any line")
+            return None
+        try:
+            re.compile(text)
+        except re.error as e:
+            where = f" at position {e.pos}" if e.pos is not None else ""
+            self.add(node, key, f"invalid regular expression {text!r}: {e.msg}{where}")
+            return None
+        return text
+
     def depends_on(self, node: yaml.Node, key: str) -> list[tuple[Dependency, str, int]]:
         deps: list[tuple[Dependency, str, int]] = []
         if isinstance(node, yaml.SequenceNode):
@@ -859,14 +1223,6 @@ class _Loader:
                     Condition, self.choice(cnode, f"{dep_key}.condition", _values(Condition))
                 )
                 if parsed is None:
-                    continue
-                if parsed in (Condition.READY, Condition.HEALTHY):
-                    self.add(
-                        cnode,
-                        f"{dep_key}.condition",
-                        f"{parsed.value} needs a readiness or health source (ready: or "
-                        f"healthcheck:), which {_NOT_YET}",
-                    )
                     continue
                 condition = parsed
             deps.append((Dependency(name, condition), dep_key, _line(knode) or 0))
@@ -1008,6 +1364,24 @@ class _Loader:
                                 key,
                                 f"service_completed_successfully needs {dep.name!r} to be a "
                                 "oneshot (type: oneshot); a longrun never completes",
+                            )
+                        )
+                    if dep.condition is Condition.HEALTHY and target.health in (
+                        "absent",
+                        "disabled",
+                    ):
+                        has = (
+                            "no healthcheck"
+                            if target.health == "absent"
+                            else "its healthcheck disabled"
+                        )
+                        self.problems.append(
+                            Problem(
+                                self.path,
+                                line,
+                                key,
+                                f"service_healthy: {dep.name!r} has {has}, so it is never "
+                                "healthy; give it a healthcheck or use service_ready",
                             )
                         )
         order = {d.name: i for i, d in enumerate(drafts)}

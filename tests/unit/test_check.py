@@ -131,3 +131,50 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]
     assert check_main(["--bogus"]) == 2
     assert check_main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("Usage: pyinit check [FILE]")
+
+
+def test_summary_shows_ready_source_and_healthcheck(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each service's readiness source and healthcheck appear briefly; long probe
+    commands are cut."""
+    path = write(
+        tmp_path,
+        """\
+        services:
+          cache:
+            command: [redis-server]
+            ready: {tcp: 6379}
+            healthcheck: {test: [CMD, redis-cli, ping], interval: 10s}
+          api:
+            command: [api]
+            ready: {notify: true, watchdog: 30s, timeout: 0}
+            healthcheck:
+              test: ["CMD-SHELL", "curl -f http://localhost:8000/health || exit 1"]
+          web:
+            command: [web]
+            ready: {http: "http://127.0.0.1:8080/ready", expect_status: 204, interval: 500ms}
+            depends_on:
+              cache: {condition: service_ready}
+              api: {condition: service_healthy}
+          logs:
+            command: [logs]
+            ready: {log_line: "listening on \\\\d+", timeout: 2m}
+          fd:
+            command: [fd]
+            ready: {fd: 3}
+        """,
+    )
+    assert check_main([path]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[1:6] == [
+        "  cache  longrun, restart no, no dependencies, ready: tcp 127.0.0.1:6379 every 1s, "
+        "healthcheck: exec redis-cli ping every 10s",
+        "  api    longrun, restart no, no dependencies, ready: notify (watchdog 30s, "
+        "no timeout), healthcheck: exec sh -c 'curl -f http://localhost:8000/ ... every 30s",
+        "  web    longrun, restart no, depends on cache (service_ready), api "
+        "(service_healthy), ready: http http://127.0.0.1:8080/ready every 500ms (expect 204)",
+        '  logs   longrun, restart no, no dependencies, ready: log_line "listening on \\d+" '
+        "(timeout 120s)",
+        "  fd     longrun, restart no, no dependencies, ready: fd 3",
+    ]

@@ -710,9 +710,10 @@ def test_missing_env_file(tmp_path: Path) -> None:
     ]
 
 
-def test_healthcheck_and_ready_are_rejected_for_now() -> None:
-    """healthcheck, ready and the conditions that need them are not supported yet."""
-    assert problems(
+def test_healthcheck_ready_and_their_conditions_are_accepted() -> None:
+    """healthcheck, ready, service_ready and service_healthy load (details in
+    test_config_health.py)."""
+    config = load(
         """\
         services:
           db:
@@ -723,16 +724,17 @@ def test_healthcheck_and_ready_are_rejected_for_now() -> None:
             command: [web]
             depends_on:
               db: {condition: service_healthy}
+          worker:
+            command: [worker]
+            depends_on:
+              web: {condition: service_ready}
         """
-    ) == [
-        "services.yaml:4: services.db.healthcheck: healthcheck is not supported yet "
-        "(planned: health and readiness)",
-        "services.yaml:5: services.db.ready: ready is not supported yet "
-        "(planned: health and readiness)",
-        "services.yaml:9: services.web.depends_on.db.condition: service_healthy needs a "
-        "readiness or health source (ready: or healthcheck:), which is not supported yet "
-        "(planned: health and readiness)",
-    ]
+    )
+    db = config.services["db"]
+    assert db.healthcheck is not None and db.healthcheck.probe.command == ("pg_isready",)
+    assert db.ready is not None and db.ready.kind == "probe"
+    assert config.services["web"].depends_on == (Dependency("db", Condition.HEALTHY),)
+    assert config.services["worker"].depends_on == (Dependency("web", Condition.READY),)
 
 
 def test_invalid_environment_names_do_not_echo_values() -> None:
