@@ -21,6 +21,7 @@ from typing import Literal
 
 from pyinit.loop import EventLoop
 
+RECENT_LINES = 1000  # kept per service for ``pyinit logs``
 MAX_LINE = 16 * 1024  # longer lines are emitted in pieces of this size
 READ_SIZE = 64 * 1024
 HIGH_WATER = 1024 * 1024  # queued output that pauses reading the services
@@ -161,6 +162,8 @@ class LogRouter:
         }
         self._captures: dict[int, _Capture] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
+        # The last RECENT_LINES lines of each service, for ``pyinit logs``.
+        self.recent: dict[str, deque[bytes]] = {}
         width = max((len(n) for n in names), default=0)
         colour = self.sinks["stdout"].isatty and not os.environ.get("NO_COLOR")
         self._prefixes: dict[str, bytes] = {}
@@ -233,6 +236,10 @@ class LogRouter:
             self._watchers[service] = callback
 
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
+        recent = self.recent.get(cap.service)
+        if recent is None:
+            recent = self.recent[cap.service] = deque(maxlen=RECENT_LINES)
+        recent.extend(lines)
         watcher = self._watchers.get(cap.service)
         if watcher is not None:
             for line in lines:

@@ -87,10 +87,12 @@ class Supervisor:
             name: ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
             for name, cfg in config.services.items()
         }
-        self.dependants: dict[str, list[str]] = {name: [] for name in config.services}
-        for cfg in config.services.values():
-            for dep in cfg.depends_on:
-                self.dependants[dep.name].append(cfg.name)
+        # Operator requests and reloads: services to stop in dependency order, and
+        # what to do with each once it has stopped.
+        self.stop_set: set[str] = set()
+        self.restart_set: set[str] = set()
+        self.replacements: dict[str, ServiceConfig] = {}
+        self.retiring: set[str] = set()
         self.main = MainCommand(main_argv) if main_argv else None
         # pid -> who gets its exit status: a service, the main command, a probe's
         # callback, or None for a child whose failure was already reported.
@@ -100,7 +102,10 @@ class Supervisor:
         self._last_snapshot = ""
         self._reconciling = False
         self._reconcile_again = False
+        # Called after every settled change of state (the control server's waiters).
+        self.change_hooks: list[Callable[[], None]] = []
         self.orphans_reaped = 0
+        self.started_wall = time.time()
         self.signals_forwarded = 0
         self.exit_code: int | None = None  # decided by whatever ends the container
         self.shutting_down = False
@@ -302,6 +307,9 @@ class Supervisor:
                 self.log(f"{signal_name(signum)} received; stopping")
                 self.shutdown_requested = True
                 self._begin_shutdown(None)
+        elif signum == signal.SIGHUP and not self.shutting_down:
+            self.log("SIGHUP received; reloading the configuration")
+            self.reload()
         else:
             self._forward(signum)
 
@@ -367,6 +375,7 @@ class Supervisor:
         if self.shutting_down:
             self._progress_shutdown()
             return
+        self._progress_operator_stops()
         for rt in self.services.values():
             if rt.machine.state is State.PENDING:
                 verdict, reason = self._dependencies(rt.cfg)
@@ -376,7 +385,8 @@ class Supervisor:
                     self._feed(rt, Event(EventKind.DEPENDENCY_FAILED, reason=reason))
         self._maybe_start_main()
         for rt in self.services.values():
-            if rt.cfg.critical and rt.machine.state.final:
+            # A service an operator stopped on purpose does not end the container.
+            if rt.cfg.critical and rt.machine.state.final and not rt.machine.stop_requested:
                 code = _final_code(rt.machine)
                 self.log(
                     f"{rt.name} is critical and ended ({rt.machine.state.value}); "
@@ -384,7 +394,12 @@ class Supervisor:
                 )
                 self._begin_shutdown(code)
                 return
-        if self.main is None and all(rt.machine.state.final for rt in self.services.values()):
+        operator_stopped = any(rt.machine.stop_requested for rt in self.services.values())
+        if (
+            self.main is None
+            and not operator_stopped
+            and all(rt.machine.state.final for rt in self.services.values())
+        ):
             ok = all(
                 rt.machine.state in (State.COMPLETED, State.EXITED) for rt in self.services.values()
             )
@@ -497,7 +512,7 @@ class Supervisor:
         for rt in self.services.values():
             state = rt.machine.state
             if state in (State.STARTING, State.RUNNING) and not any(
-                self.services[d].machine.state.alive for d in self.dependants[rt.name]
+                self.services[d].machine.state.alive for d in self.dependants_of(rt.name)
             ):
                 self._feed(rt, Event(EventKind.STOP))
         if any(rt.machine.state.alive for rt in self.services.values()):
@@ -533,6 +548,174 @@ class Supervisor:
         self.loop.call_later(KILL_WAIT_LIMIT, self._finish)
         self._reconcile()
 
+    # -- operator requests (control socket) and reload ----------------------------
+    def dependants_of(self, name: str) -> list[str]:
+        return [
+            n for n, rt in self.services.items() if any(d.name == name for d in rt.cfg.depends_on)
+        ]
+
+    def _with_running_dependants(self, names: list[str]) -> list[str]:
+        """``names`` plus, transitively, every live service that depends on them."""
+        found: list[str] = []
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name in found:
+                continue
+            found.append(name)
+            todo.extend(d for d in self.dependants_of(name) if self.services[d].machine.state.alive)
+        return found
+
+    def _unknown(self, names: list[str]) -> list[str]:
+        return [f"no service named {n!r}" for n in names if n not in self.services]
+
+    def stop_services(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Stop ``names`` and the live services depending on them, dependants first.
+        Returns (what will stop, errors). A stopped service stays stopped until started."""
+        errors = self._unknown(names)
+        if errors or self.shutting_down:
+            return [], errors or ["pyinit is shutting down"]
+        targets = self._with_running_dependants(names)
+        for name in targets:
+            self.restart_set.discard(name)
+            m = self.services[name].machine
+            if m.state in (State.PENDING, State.BACKOFF):
+                self._feed(self.services[name], Event(EventKind.STOP))
+            elif m.state.alive:
+                self.stop_set.add(name)
+        self._reconcile()
+        return targets, []
+
+    def start_services(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Start services that are not running; their dependencies must hold."""
+        errors = self._unknown(names)
+        if errors or self.shutting_down:
+            return [], errors or ["pyinit is shutting down"]
+        started: list[str] = []
+        for name in names:
+            rt = self.services[name]
+            if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
+                continue  # already running, or about to restart
+            verdict, reason = self._dependencies(rt.cfg)
+            if verdict is not True:
+                waiting = [
+                    d.name
+                    for d in rt.cfg.depends_on
+                    if self._condition(d.name, d.condition)[0] is not True
+                ]
+                errors.append(f"{name}: {reason or 'waiting for ' + ', '.join(waiting)}")
+                continue
+            self._feed(rt, Event(EventKind.START))
+            started.append(name)
+        self._reconcile()
+        return started, errors
+
+    def restart_services(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Stop (dependants too) and start again; a service that is not running just starts."""
+        errors = self._unknown(names)
+        if errors or self.shutting_down:
+            return [], errors or ["pyinit is shutting down"]
+        targets = self._with_running_dependants(names)
+        for name in targets:
+            m = self.services[name].machine
+            if m.state.alive:
+                self.stop_set.add(name)
+                self.restart_set.add(name)
+            elif m.state is State.BACKOFF:
+                self._feed(self.services[name], Event(EventKind.STOP))
+                self.restart_set.add(name)
+            else:
+                self.restart_set.add(name)
+        self._reconcile()
+        return targets, []
+
+    def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]:
+        errors = self._unknown(names)
+        sent: list[str] = []
+        for name in names:
+            if name not in self.services:
+                continue
+            pid = self.services[name].machine.pid
+            if pid is None:
+                errors.append(f"{name} is not running")
+                continue
+            try:
+                os.kill(-pid, signum)
+                self.signals_forwarded += 1
+                sent.append(name)
+            except ProcessLookupError:
+                errors.append(f"{name} is not running")
+        return sent, errors
+
+    def _progress_operator_stops(self) -> None:
+        for name in sorted(self.stop_set):
+            rt = self.services[name]
+            state = rt.machine.state
+            if state.alive:
+                blocking = [
+                    d
+                    for d in self.dependants_of(name)
+                    if d in self.stop_set and self.services[d].machine.state.alive
+                ]
+                if state is not State.STOPPING and not blocking:
+                    self._feed(rt, Event(EventKind.STOP))
+                continue
+            self.stop_set.discard(name)
+        for name in list(self.services):
+            rt = self.services[name]
+            if name in self.stop_set or rt.machine.state.alive:
+                continue
+            if rt.machine.state is State.BACKOFF:
+                continue
+            if name in self.retiring:
+                self.retiring.discard(name)
+                rt.monitor.close()
+                del self.services[name]
+                self.log(f"{name}: removed")
+            elif name in self.replacements:
+                cfg = self.replacements.pop(name)
+                self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
+                self.restart_set.discard(name)
+                rt.monitor.close()
+            elif name in self.restart_set and self._dependencies(rt.cfg)[0] is True:
+                self.restart_set.discard(name)
+                self._feed(rt, Event(EventKind.START))
+
+    def reload(self) -> tuple[bool, list[str]]:
+        """Load the config file again and apply the difference; keep running the old
+        config when the new one is invalid. Returns (applied, messages)."""
+        from pyinit.config import ConfigError, load_config
+        from pyinit.reload import plan_reload
+
+        if self.shutting_down:
+            return False, ["pyinit is shutting down"]
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            messages = [str(p) for p in exc.problems]
+            for message in messages:
+                self.log(f"reload: {message}")
+            self.log(f"reload: {len(messages)} problem(s); keeping the running configuration")
+            return False, messages
+        plan = plan_reload(self.config, new)
+        self.log(f"reload: {plan.describe()}")
+        for name in plan.removed:
+            self.retiring.add(name)
+        for name in plan.changed:
+            self.replacements[name] = new.services[name]
+        for name in plan.removed + plan.changed:
+            m = self.services[name].machine
+            if m.state.alive:
+                self.stop_set.add(name)
+            elif m.state in (State.PENDING, State.BACKOFF):
+                self._feed(self.services[name], Event(EventKind.STOP))
+        for name in plan.added:
+            cfg = new.services[name]
+            self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
+        self.config = new
+        self._reconcile()
+        return True, [plan.describe()]
+
     # -- status ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The aggregate state every reader uses (``pyinit health``, later the API)."""
@@ -551,14 +734,31 @@ class Supervisor:
                 "last_exit": last.shell_code if last is not None else None,
                 "reason": m.reason,
                 "status_text": mon.status_text,
+                "uptime": round(time.monotonic() - m.started_at, 3)
+                if m.state.alive and m.started_at is not None
+                else None,
             }
-        return {"pid": os.getpid(), "stopping": self.shutting_down, "services": services}
+        return {
+            "pid": os.getpid(),
+            "stopping": self.shutting_down,
+            "started": self.started_wall,
+            "orphans_reaped": self.orphans_reaped,
+            "signals_forwarded": self.signals_forwarded,
+            "services": services,
+        }
 
     def _publish_status(self) -> None:
         import json
 
         snapshot = self.snapshot()
-        text = json.dumps(snapshot, sort_keys=True)
+        for hook in self.change_hooks:
+            hook()
+        # uptime moves on its own; only a change of anything else is worth a write
+        stable = {
+            **snapshot,
+            "services": {n: {**v, "uptime": None} for n, v in snapshot["services"].items()},
+        }
+        text = json.dumps(stable, sort_keys=True)
         if text == self._last_snapshot:
             return
         self._last_snapshot = text
