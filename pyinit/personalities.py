@@ -196,11 +196,13 @@ def dumb_init_main(args: list[str]) -> int:
     single = os.environ.get("DUMB_INIT_SETSID") == "0"
     verbose = os.environ.get("DUMB_INIT_DEBUG") == "1"
     for key, _ in found:
+        # dumb-init prints its help and version on stderr (exit 0); so do we, for
+        # scripts that capture one stream or the other.
         if key == "help":
-            sys.stdout.write(usage)
+            sys.stderr.write(usage)
             return 0
         if key == "version":
-            sys.stdout.write(f"dumb-init v1.2.5 (pyinit {__version__})\n")
+            sys.stderr.write(f"dumb-init v1.2.5 (pyinit {__version__})\n")
             return 0
         if key == "single":
             single = True

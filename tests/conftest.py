@@ -13,6 +13,7 @@ have no event source (a process stopped, a process re-parented).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -161,6 +162,10 @@ class LineReader:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
             return
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            data = b""  # a pty master reads EIO once every slave fd is closed
         if not data:
             self.eof = True
             if self._buf:

@@ -107,10 +107,10 @@ def test_tini_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dumb_init_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
-    """-h/--help and -V/--version print to stdout and exit 0."""
+    """-h/--help and -V/--version print to stderr (as dumb-init does) and exit 0."""
     for flag in ("-h", "--help"):
         assert dumb_init_main([flag]) == 0
-        assert "Usage: dumb-init" in capsys.readouterr().out
+        assert "Usage: dumb-init" in capsys.readouterr().err
     for flag in ("-V", "--version"):
         assert dumb_init_main([flag]) == 0
-        assert capsys.readouterr().out.startswith("dumb-init v")
+        assert capsys.readouterr().err.startswith("dumb-init v")
