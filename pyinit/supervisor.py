@@ -177,7 +177,12 @@ class Supervisor:
                 become_subreaper()
             except OSError as exc:
                 self.log(f"cannot become a child subreaper: {exc}")
-        self.intake = SignalIntake(catchable_signals())
+        # SIGPIPE stays ignored (CPython's default): the kernel raises it when
+        # pyinit writes to a stdout nobody reads any more, and handled like any
+        # other signal it would be forwarded and kill every service. Ignored, the
+        # write fails with EPIPE and the log sink discards output from then on.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
         self.loop.add_reader(self.intake.read_fd, self._on_signals)
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)

@@ -153,3 +153,31 @@ def host_pids_running(cmdline_marker: str) -> list[int]:
         if cmdline_marker.encode() in cmdline:
             found.append(int(entry))
     return found
+
+
+RECORDER = """
+import os, signal, sys
+name, log, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def note(text):
+    with open(log, "a") as f:
+        f.write(f"{name} {text}\\n")
+
+def on_signal(signum, frame):
+    note("got " + signal.Signals(signum).name)
+
+for sig in names:
+    signal.signal(signal.Signals[sig], on_signal)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+note("up")
+while True:
+    signal.pause()
+"""
+
+
+def recorder(name: str, log: Path, *signals: str) -> str:
+    """A ``command:`` value for a service that notes ``NAME up`` in ``log`` once
+    its handlers are in place, ``NAME got SIGX`` for each of ``signals``, and
+    exits 0 on SIGTERM. One process, no children: no signal can fall between a
+    fork and an exec, as it can in a shell's ``while :; do sleep & wait; done``."""
+    return argv(PY, "-c", RECORDER, name, log, *signals)

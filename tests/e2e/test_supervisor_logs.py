@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import time
@@ -16,7 +17,9 @@ from tests.e2e.supervisor_helpers import (
     PY,
     argv,
     blocked_writing,
+    file_lines,
     py,
+    recorder,
     run_raw,
     sh,
     start,
@@ -43,8 +46,18 @@ def test_text_logs_arrive_whole(tmp_path: Path) -> None:
     that exits at once arrives whole and in order; a last line with no newline is
     flushed; a line longer than 16 KiB is split into pieces, not dropped; bytes
     that are not UTF-8 pass through unchanged."""
-    names = ["big", "streams", "partial", "long", "bytes"]
+    names = ["big", "streams", "partial", "long", "slowlong", "bytes"]
     long_line = py("import sys; sys.stdout.write('L' * 20000 + '\\n')")
+    # The same kind of line arriving over several reads, the newline last.
+    slow_long = py(
+        """
+        import sys, time
+        for part in ("A" * 7000, "B" * 7000, "C" * 7000, "\\n"):
+            sys.stdout.write(part)
+            sys.stdout.flush()
+            time.sleep(0.05)
+        """
+    )
     raw_bytes = sh("printf 'bad \\377\\376 bytes\\n'")
     config = write_config(
         tmp_path,
@@ -58,6 +71,8 @@ def test_text_logs_arrive_whole(tmp_path: Path) -> None:
             command: {sh("printf 'no newline at end'")}
           long:
             command: {long_line}
+          slowlong:
+            command: {slow_long}
           bytes:
             command: {raw_bytes}
         """,
@@ -79,6 +94,8 @@ def test_text_logs_arrive_whole(tmp_path: Path) -> None:
     assert lines_of("streams", err) == [b"to-stderr-1", b"to-stderr-2"]
     assert lines_of("partial", out) == [b"no newline at end"]
     assert lines_of("long", out) == [b"L" * 16384, b"L" * (20000 - 16384)]
+    whole = b"A" * 7000 + b"B" * 7000 + b"C" * 7000
+    assert lines_of("slowlong", out) == [whole[:16384], whole[16384:]]
     assert lines_of("bytes", out) == [b"bad \xff\xfe bytes"]
     assert b"Traceback" not in done.err
 
@@ -207,3 +224,39 @@ def _drain(fd: int) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
     pytest.fail("stdout not at EOF after pyinit exited")
+
+
+@pytest.mark.timeout(20)
+def test_closed_stdout_does_not_signal_services(cli: Runner, tmp_path: Path) -> None:
+    """When the reader of pyinit's stdout goes away, pyinit's writes fail (EPIPE)
+    and its output is dropped; the SIGPIPE the kernel raises for them is not
+    forwarded to the services, which keep running until pyinit is told to stop."""
+    ticks = tmp_path / "ticks"
+    log = tmp_path / "signals.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          talker:
+            command: {sh(f"while :; do echo hello; echo tick >> {ticks}; sleep 0.02; done")}
+          quiet:
+            command: {recorder("quiet", log, "SIGPIPE")}
+        """,
+    )
+    proc = start(cli, config)
+    assert proc.out is not None and proc.err is not None
+    proc.out.expect("hello")
+    wait_until(lambda: "quiet up" in file_lines(log), "quiet to be up")
+    assert proc.popen.stdout is not None
+    proc.popen.stdout.close()  # the only read end: pyinit's next write fails
+    seen = len(file_lines(ticks))
+    wait_until(lambda: len(file_lines(ticks)) >= seen + 10, "talker to write on")
+    assert file_lines(log) == ["quiet up"], "a service got SIGPIPE"
+    assert proc.popen.poll() is None, "pyinit died of its closed stdout"
+    proc.signal(signal.SIGTERM)
+    proc.err.read_to_eof()
+    code = proc.wait()
+    err = "\n".join(proc.err.lines)
+    assert "SIGPIPE" not in err, err
+    assert re.search(r"talker: stopped in [\d.]+s \(killed by SIGTERM\)", err), err
+    assert code == 0, err

@@ -17,6 +17,7 @@ from tests.e2e.supervisor_helpers import (
     PY,
     argv,
     file_lines,
+    recorder,
     run_raw,
     sh,
     start,
@@ -198,12 +199,7 @@ def test_main_command_runs_after_services_and_owns_exit_and_signals(
             type: oneshot
             command: {sh(f"sleep 0.2; echo ok > {ready}")}
           helper:
-            command: {
-            sh(
-                f"trap 'echo got USR1 >> {log}' USR1; trap 'exit 0' TERM; "
-                f"echo up >> {log}; while :; do sleep 1000 & wait; done"
-            )
-        }
+            command: {recorder("helper", log, "SIGUSR1")}
         """,
     )
     main = (
@@ -214,11 +210,77 @@ def test_main_command_runs_after_services_and_owns_exit_and_signals(
     proc = start(cli, config, "--", "sh", "-c", main)
     assert proc.out is not None and proc.err is not None
     proc.out.expect("^main ready$")
-    wait_for_lines(log, ["up"])
+    wait_for_lines(log, ["helper up"])
     proc.signal(signal.SIGUSR1)
     proc.out.expect("^main got USR1$")
     code, _, err = proc.finish()
-    assert "got USR1" not in file_lines(log), "the signal reached a service"
+    assert "helper got SIGUSR1" not in file_lines(log), "the signal reached a service"
     events = err.splitlines()
     assert _index(events, "setup: completed") < _index(events, "main command sh started")
     assert code == 5, err
+
+
+@pytest.mark.timeout(20)
+def test_main_command_waits_for_failed_oneshot_never_starts(tmp_path: Path) -> None:
+    """When a oneshot the main command waits for fails, the main command is never
+    started, a line says why, and the container exits 1."""
+    ran = tmp_path / "main-ran"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          setup:
+            type: oneshot
+            command: {sh("exit 4")}
+        """,
+    )
+    done = run_raw(config, "--", "touch", str(ran))
+    err = done.err.decode()
+    assert not ran.exists(), "the main command ran although setup failed"
+    assert "main command not started: dependency setup did not complete successfully" in err
+    assert done.code == 1, err
+
+
+@pytest.mark.timeout(20)
+def test_main_command_not_found_exits_127(tmp_path: Path) -> None:
+    """A main command that does not exist ends the container with 127 (as a shell
+    would), after a line naming it; the services are stopped."""
+    log = tmp_path / "helper.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          helper:
+            command: {sh(f"trap 'echo stopped >> {log}; exit 0' TERM; sleep 1000 & wait")}
+        """,
+    )
+    done = run_raw(config, "--", "/nonexistent/main")
+    err = done.err.decode()
+    assert "cannot run '/nonexistent/main': No such file or directory" in err
+    assert "helper: stopped" in err, err
+    assert done.code == 127, err
+
+
+@pytest.mark.timeout(20)
+def test_signal_without_main_command_reaches_every_service(cli: Runner, tmp_path: Path) -> None:
+    """With no main command, a signal pyinit does not act on itself (SIGUSR1) is
+    forwarded to every running service."""
+    log = tmp_path / "events.log"
+
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          one:
+            command: {recorder("one", log, "SIGUSR1")}
+          two:
+            command: {recorder("two", log, "SIGUSR1")}
+        """,
+    )
+    proc = start(cli, config)
+    wait_for_lines(log, ["one up", "two up"])
+    proc.signal(signal.SIGUSR1)
+    wait_for_lines(log, ["one got SIGUSR1", "two got SIGUSR1"])
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    assert code == 0, err

@@ -160,3 +160,57 @@ def test_second_sigterm_kills_at_once(cli: Runner, tmp_path: Path) -> None:
     assert "slow: stopped" in err and "had to be killed" in err, err
     assert took < 2.0, f"pyinit took {took:.2f}s after the second SIGTERM"
     assert code == 128 + signal.SIGKILL, err
+
+
+@pytest.mark.timeout(20)
+def test_shutdown_timeout_caps_grace_period(cli: Runner, tmp_path: Path) -> None:
+    """``settings.shutdown_timeout`` (1s) bounds the whole stop: a service whose own
+    ``stop_grace_period`` (30s) is longer is SIGKILLed when the budget runs out."""
+    log = tmp_path / "events.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        settings:
+          shutdown_timeout: 1s
+        services:
+          stubborn:
+            command: {sh(f"trap '' TERM; echo up >> {log}; sleep 1000 & wait")}
+            stop_grace_period: 30s
+        """,
+    )
+    proc = start(cli, config)
+    wait_for_lines(log, ["up"])
+    asked = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    took = time.monotonic() - asked
+    assert 0.9 <= took < 3.0, f"shutdown took {took:.2f}s with a 1s budget"
+    assert "had to be killed" in err, err
+    assert code == 128 + signal.SIGKILL, err
+
+
+@pytest.mark.timeout(20)
+def test_main_command_stops_before_services(cli: Runner, tmp_path: Path) -> None:
+    """On SIGTERM with a main command, the main command (which depends on every
+    service) is stopped first, then the services; when all of them stop as asked
+    the container exits 0."""
+    log = tmp_path / "stops.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          db:
+            command: {_trapping("db", log)}
+        """,
+    )
+    main = (
+        f"trap 'echo stop main >> {log}; exit 0' TERM; echo up main >> {log}; "
+        "sleep 1000 & wait"
+    )
+    proc = start(cli, config, "--", "sh", "-c", main)
+    wait_for_lines(log, ["up db", "up main"])
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    lines = file_lines(log)
+    assert lines.index("stop main") < lines.index("stop db"), lines
+    assert code == 0, err
