@@ -21,6 +21,12 @@ Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit -c services.yaml [OPTIONS] [-- COMMAND [ARGS...]]
        pyinit check [services.yaml]     validate only
        pyinit health                    exit 0 when every service is up and healthy
+       pyinit status [--json]           the services of a running pyinit
+       pyinit start|stop|restart NAME...
+       pyinit signal SIG NAME...
+       pyinit reload                    re-read the config file and apply it
+       pyinit wait --ready NAME... [--timeout DURATION]
+       pyinit logs NAME [-n N]          (pyinit status --help: more on these)
 
 Run COMMAND as PID 1: reap every zombie, forward signals to COMMAND's process
 group, stop what is left when it exits, and exit with its status.
@@ -155,7 +161,9 @@ def supervisor_main(
     return Supervisor(config, command, verbosity, log_format).run()
 
 
-SUBCOMMANDS = ("check", "health")
+# Talk to a running pyinit over its control socket (pyinit/client.py).
+CLIENT_COMMANDS = tuple("status start stop restart signal reload wait logs health".split())
+SUBCOMMANDS = ("check", *CLIENT_COMMANDS)
 
 
 def _job_control_rewrites() -> dict[int, int]:
@@ -198,10 +206,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
             from pyinit.check import check_main
 
             code = check_main(args[1:])
-        elif args and args[0] == "health":
-            from pyinit.status import health_main
+        elif args and args[0] in CLIENT_COMMANDS:
+            from pyinit.client import client_main
 
-            code = health_main(args[1:])
+            code = client_main(args[0], args[1:])
         else:
             code = native_main(args)
     except UsageError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pyinit import proctree
 from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, ServiceType
+from pyinit.control import ControlServer
 from pyinit.durations import format_duration
 from pyinit.health import HealthStatus
 from pyinit.logs import LogRouter
@@ -184,10 +185,13 @@ class Supervisor:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
         self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        self.control = ControlServer.open(self)  # None (logged) when it cannot listen
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
         self._reconcile()
         self.loop.run()
+        if self.control is not None:
+            self.control.close()
         for rt in self.services.values():
             rt.monitor.close()
         if self._runtime_dir is not None:

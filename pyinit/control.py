@@ -1,0 +1,479 @@
+"""The control socket: operator requests to a running pyinit, served inside its loop.
+
+A Unix stream socket (``$PYINIT_SOCKET``, else ``<runtime dir>/control.sock``,
+mode 0600). Each connection carries one request and one answer, each a JSON
+object on one line; then the server closes. Only root and pyinit's own uid may
+ask (``SO_PEERCRED``). The server is PID 1's: it never blocks (non-blocking
+accept, reads and writes), never lets one client hold up another (a request
+must arrive within ``REQUEST_TIMEOUT``, an answer must keep moving), and never
+lets a bad request or its own bug end the loop.
+
+Parsing and the ``wait`` verdict are pure functions, tested without sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import stat
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from pyinit.loop import Timer
+
+if TYPE_CHECKING:
+    from pyinit.supervisor import Supervisor
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST = 64 * 1024  # bytes, newline included
+REQUEST_TIMEOUT = 5.0  # a client has this long to send its whole request line
+WRITE_TIMEOUT = 5.0  # an answer that makes no progress for this long is dropped
+MAX_CONNECTIONS = 64  # beyond this, new connections are accepted and closed at once
+DEFAULT_LOG_LINES = 100
+DEFAULT_WAIT_TIMEOUT = 60.0
+MAX_WAIT_TIMEOUT = 7 * 24 * 3600.0
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+_SUN_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
+
+COMMANDS = ("status", "start", "stop", "restart", "signal", "reload", "logs", "health", "wait")
+
+
+class RequestError(ValueError):
+    """A request the server refuses; the message goes back to the client."""
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: str
+    services: list[str] = field(default_factory=list)
+    signal: int = 0
+    lines: int = DEFAULT_LOG_LINES
+    timeout: float = DEFAULT_WAIT_TIMEOUT
+
+
+def _services(obj: dict[str, Any], *, required: bool) -> list[str]:
+    raw = obj.get("services")
+    if raw is None and not required:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n for n in raw):
+        raise RequestError('"services" must be a list of service names')
+    if required and not raw:
+        raise RequestError('"services" names no service')
+    return list(dict.fromkeys(raw))  # duplicates once, order kept
+
+
+def parse_request(line: bytes) -> Request:
+    """One request line -> Request, or RequestError saying what is wrong with it."""
+    from pyinit.signals import parse_signal
+
+    if len(line) > MAX_REQUEST:
+        raise RequestError(f"request too large (over {MAX_REQUEST} bytes)")
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise RequestError("a request must be a JSON object")
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str):
+        raise RequestError('a request needs "cmd": a string')
+    if cmd not in COMMANDS:
+        raise RequestError(f"unknown cmd {cmd!r}; expected one of {', '.join(COMMANDS)}")
+    if cmd in ("status", "reload", "health"):
+        return Request(cmd)
+    if cmd in ("start", "stop", "restart"):
+        return Request(cmd, services=_services(obj, required=True))
+    if cmd == "signal":
+        raw = obj.get("signal")
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise RequestError('"signal" must be a signal name or number')
+        try:
+            signum = parse_signal(str(raw))
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        return Request(cmd, services=_services(obj, required=True), signal=signum)
+    if cmd == "logs":
+        name = obj.get("service")
+        if not isinstance(name, str) or not name:
+            raise RequestError('"service" must be a service name')
+        lines = obj.get("lines", DEFAULT_LOG_LINES)
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
+            raise RequestError('"lines" must be a number >= 0 (0: every line kept)')
+        return Request(cmd, services=[name], lines=lines)
+    # wait
+    timeout = obj.get("timeout", DEFAULT_WAIT_TIMEOUT)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
+        raise RequestError('"timeout" must be a number of seconds >= 0')
+    return Request(
+        cmd, services=_services(obj, required=True), timeout=min(float(timeout), MAX_WAIT_TIMEOUT)
+    )
+
+
+def encode(answer: dict[str, Any]) -> bytes:
+    return json.dumps(answer, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def wait_verdict(
+    snapshot: dict[str, Any], names: list[str], busy: set[str]
+) -> tuple[list[str], list[str]]:
+    """(not ready yet, failed for good) for a ``wait`` on ``names``.
+
+    Ready: a longrun starting or running with its readiness reached, a oneshot
+    completed. ``busy`` are services an operator request or a reload is about to
+    stop or replace: whatever they show now is about to change, so they are not
+    ready yet. Failed for good: ``failed``, or ended (stopped, exited) with
+    nothing going to start it again; the message says which and why.
+    """
+    services = snapshot.get("services", {})
+    waiting: list[str] = []
+    failed: list[str] = []
+    for name in names:
+        svc = services.get(name)
+        if svc is None:
+            failed.append(f"no service named {name!r}")
+            continue
+        state = svc.get("state")
+        if name in busy:
+            waiting.append(name)
+        elif svc.get("type") == "oneshot" and state == "completed":
+            continue
+        elif svc.get("type") != "oneshot" and state in ("starting", "running") and svc["ready"]:
+            continue
+        elif state in ("failed", "stopped", "exited", "completed"):
+            why = f" ({svc['reason']})" if svc.get("reason") else ""
+            failed.append(f"{name}: {state}{why}")
+        else:
+            waiting.append(name)
+    if snapshot.get("stopping") and waiting:
+        failed.append("pyinit is shutting down")
+    return waiting, failed
+
+
+def socket_path(runtime_dir: Callable[[], str]) -> str:
+    """``$PYINIT_SOCKET``, else ``control.sock`` in the runtime directory."""
+    return os.environ.get("PYINIT_SOCKET") or os.path.join(runtime_dir(), SOCKET_NAME)
+
+
+def addressable(path: str) -> tuple[str, int | None]:
+    """A name bind/connect accept for ``path`` and an fd to close after.
+
+    sun_path holds 107 bytes; a longer path (deep test or CI directories) is
+    reached through /proc/self/fd/N of its directory, which the kernel resolves.
+    """
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        return path, None
+    directory, name = os.path.split(os.path.abspath(path))
+    fd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}", fd
+
+
+class _Connection:
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "timer", "waiting", "reading")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = bytearray()
+        self.outbuf = b""
+        self.timer: Timer | None = None
+        self.waiting: Request | None = None  # a ``wait`` held open
+        self.reading = True
+
+
+class ControlServer:
+    """Serves the control socket from the supervisor's loop."""
+
+    def __init__(self, supervisor: Supervisor, path: str) -> None:
+        self.sup = supervisor
+        self.loop = supervisor.loop
+        self.path = path
+        self.uid = os.getuid()
+        self.conns: dict[int, _Connection] = {}
+        self.refused = 0
+        self.sock = socket.socket(
+            socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        )
+        try:
+            self._bind(path)
+            self.sock.listen(MAX_CONNECTIONS)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.inode = os.stat(path).st_ino
+        self.loop.add_reader(self.sock.fileno(), self._on_accept)
+        supervisor.change_hooks.append(self._on_change)
+
+    @classmethod
+    def open(cls, supervisor: Supervisor) -> ControlServer | None:
+        """The server, or None (after one log line) when the socket cannot be made."""
+        try:
+            path = socket_path(supervisor.runtime_dir)
+        except OSError as exc:
+            supervisor.log(f"control socket: disabled ({exc})")
+            return None
+        try:
+            return cls(supervisor, path)
+        except OSError as exc:
+            supervisor.log(f"control socket: cannot listen on {path}: {exc}; running without it")
+            return None
+
+    def _bind(self, path: str) -> None:
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # stale, from an earlier pyinit in this container
+        except FileNotFoundError:
+            pass
+        address, dir_fd = addressable(path)
+        # umask is process-wide, but pyinit has no threads: nothing else creates
+        # a file meanwhile. chmod after bind covers filesystems that ignore it.
+        old_umask = os.umask(0o177)
+        try:
+            self.sock.bind(address)
+        finally:
+            os.umask(old_umask)
+            if dir_fd is not None:
+                os.close(dir_fd)
+        os.chmod(path, 0o600)
+
+    def close(self) -> None:
+        """Stop serving: drop every connection, remove the socket file if still ours."""
+        if self._on_change in self.sup.change_hooks:
+            self.sup.change_hooks.remove(self._on_change)
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- connections -----------------------------------------------------------
+    def _on_accept(self) -> None:
+        for _ in range(MAX_CONNECTIONS):
+            try:
+                sock, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # EMFILE, ENOBUFS...: the pending connection stays queued; say so once
+                # per wake and let the loop go on.
+                self.sup.log(f"control socket: accept failed: {exc}")
+                return
+            sock.setblocking(False)
+            if len(self.conns) >= MAX_CONNECTIONS:
+                self.refused += 1
+                sock.close()
+                continue
+            conn = _Connection(sock)
+            self.conns[conn.fd] = conn
+            try:
+                creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+                _pid, uid, _gid = _UCRED.unpack(creds)
+            except OSError:
+                uid = -1
+            if uid not in (0, self.uid):
+                self.sup.log(f"control socket: refused a client with uid {uid}", 1)
+                self._answer(conn, {"ok": False, "error": "permission denied"})
+                continue
+            self.loop.add_reader(conn.fd, partial(self._on_readable, conn))
+            conn.timer = self.loop.call_later(REQUEST_TIMEOUT, partial(self._drop, conn))
+
+    def _drop(self, conn: _Connection) -> None:
+        if self.conns.pop(conn.fd, None) is None:
+            return
+        if conn.timer is not None:
+            conn.timer.cancel()
+        self.loop.remove_reader(conn.fd)
+        self.loop.remove_writer(conn.fd)
+        conn.sock.close()
+
+    def _stop_reading(self, conn: _Connection) -> None:
+        if conn.reading:
+            conn.reading = False
+            self.loop.remove_reader(conn.fd)
+
+    def _on_readable(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(MAX_REQUEST + 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if conn.waiting is not None or conn.outbuf:
+            # Past the request: only an end of file matters. It may be a half-close
+            # (the client still reads), so keep the answer coming; a gone client is
+            # found out by the write.
+            if not data:
+                self._stop_reading(conn)
+            return
+        if not data:
+            if not conn.inbuf.strip():
+                self._drop(conn)  # connected and left without asking
+                return
+            line = bytes(conn.inbuf)  # a last line without its newline still counts
+        else:
+            conn.inbuf += data
+            end = conn.inbuf.find(b"\n")
+            if end < 0:
+                if len(conn.inbuf) > MAX_REQUEST:
+                    self._stop_reading(conn)
+                    self._answer(conn, _error(f"request too large (over {MAX_REQUEST} bytes)"))
+                return
+            line = bytes(conn.inbuf[: end + 1])
+            if len(line) > MAX_REQUEST:
+                self._stop_reading(conn)
+                self._answer(conn, _error(f"request too large (over {MAX_REQUEST} bytes)"))
+                return
+        if not data:
+            self._stop_reading(conn)
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        self._handle(conn, line)
+
+    def _handle(self, conn: _Connection, line: bytes) -> None:
+        cmd = "?"
+        try:
+            request = parse_request(line)
+            cmd = request.cmd
+            answer = self._dispatch(conn, request)
+        except RequestError as exc:
+            answer = _error(str(exc))
+        except Exception as exc:  # PID 1 must outlive its own bugs
+            import traceback
+
+            self.sup.log(f"control socket: internal error handling {cmd!r}: {exc!r}")
+            self.sup.log(traceback.format_exc().rstrip(), 1)
+            answer = _error(f"internal error: {exc!r}")
+        if answer is not None:
+            self._answer(conn, answer)
+
+    # -- answering ---------------------------------------------------------------
+    def _answer(self, conn: _Connection, answer: dict[str, Any]) -> None:
+        if conn.fd not in self.conns or conn.outbuf:
+            return
+        conn.waiting = None
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        conn.outbuf = encode(answer)
+        self._flush(conn)
+
+    def _flush(self, conn: _Connection) -> None:
+        while conn.outbuf:
+            try:
+                # MSG_NOSIGNAL: a client gone is EPIPE here, never a SIGPIPE that
+                # the signal intake would forward to the services.
+                sent = conn.sock.send(conn.outbuf, socket.MSG_NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
+                # The client is slow to read: finish when it is writable again,
+                # and drop it if it stops reading altogether.
+                if conn.timer is not None:
+                    conn.timer.cancel()
+                conn.timer = self.loop.call_later(WRITE_TIMEOUT, partial(self._drop, conn))
+                self.loop.add_writer(conn.fd, partial(self._flush, conn))
+                return
+            except OSError:
+                self._drop(conn)
+                return
+            conn.outbuf = conn.outbuf[sent:]
+        self._drop(conn)  # answered: one request per connection
+
+    # -- requests ----------------------------------------------------------------
+    def _dispatch(self, conn: _Connection, req: Request) -> dict[str, Any] | None:
+        sup = self.sup
+        if req.cmd == "status":
+            return {"ok": True, "status": sup.snapshot()}
+        if req.cmd == "health":
+            from pyinit.status import verdict
+
+            snapshot = sup.snapshot()
+            problems = verdict(snapshot)
+            count = len(snapshot.get("services", {}))
+            return {"ok": True, "healthy": not problems, "problems": problems, "services": count}
+        if req.cmd in ("start", "stop", "restart"):
+            method = {
+                "start": sup.start_services,
+                "stop": sup.stop_services,
+                "restart": sup.restart_services,
+            }[req.cmd]
+            done, errors = method(req.services)
+            return {"ok": not errors, "done": done, "errors": errors}
+        if req.cmd == "signal":
+            done, errors = sup.signal_services(req.signal, req.services)
+            return {"ok": not errors, "done": done, "errors": errors}
+        if req.cmd == "reload":
+            applied, messages = sup.reload()
+            return {"ok": applied, "messages": messages}
+        if req.cmd == "logs":
+            name = req.services[0]
+            if name not in sup.services and name not in sup.logs.recent:
+                return _error(f"no service named {name!r}")
+            kept = list(sup.logs.recent.get(name, ()))
+            if req.lines:
+                kept = kept[-req.lines :]
+            return {"ok": True, "lines": [b.decode("utf-8", errors="replace") for b in kept]}
+        # wait: answered now if it can be, else held open until a change settles it
+        conn.waiting = req
+        conn.timer = self.loop.call_later(req.timeout, partial(self._wait_expired, conn))
+        self._check_wait(conn)
+        return None
+
+    def _busy(self) -> set[str]:
+        sup = self.sup
+        return set(sup.stop_set) | set(sup.restart_set) | set(sup.replacements)
+
+    def _check_wait(self, conn: _Connection, snapshot: dict[str, Any] | None = None) -> None:
+        req = conn.waiting
+        if req is None:
+            return
+        waiting, failed = wait_verdict(snapshot or self.sup.snapshot(), req.services, self._busy())
+        if failed:
+            self._answer(conn, {"ok": False, "error": "; ".join(failed), "not_ready": waiting})
+        elif not waiting:
+            self._answer(conn, {"ok": True})
+
+    def _wait_expired(self, conn: _Connection) -> None:
+        conn.timer = None
+        req = conn.waiting
+        if req is None:
+            return
+        waiting, failed = wait_verdict(self.sup.snapshot(), req.services, self._busy())
+        if not waiting and not failed:
+            self._answer(conn, {"ok": True})
+            return
+        took = f"{req.timeout:g}s"
+        answer = {
+            "ok": False,
+            "error": f"timed out after {took} waiting for {', '.join(waiting or req.services)}",
+            "not_ready": waiting,
+        }
+        self._answer(conn, answer)
+
+    def _on_change(self) -> None:
+        waiters = [c for c in self.conns.values() if c.waiting is not None]
+        if not waiters:
+            return
+        try:
+            snapshot = self.sup.snapshot()
+            for conn in waiters:
+                self._check_wait(conn, snapshot)
+        except Exception as exc:  # a change hook runs inside _reconcile: never raise
+            self.sup.log(f"control socket: internal error checking waiters: {exc!r}")
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}
