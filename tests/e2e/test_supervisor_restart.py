@@ -43,9 +43,10 @@ def test_restart_delays_grow(tmp_path: Path) -> None:
     times = [float(t) for t in file_lines(starts)]
     assert len(times) == 4, err
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # Never early; late only by process start-up (generous for a loaded machine).
     for gap, delay in zip(gaps, (0.1, 0.2, 0.4), strict=True):
-        assert delay - 0.005 <= gap < delay + 0.3, (gaps, err)
-    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5, gaps
+        assert delay - 0.005 <= gap < delay + 1.0, (gaps, err)
+    assert gaps[0] < gaps[1] < gaps[2], gaps
     for n, delay in ((1, "0.1"), (2, "0.2"), (3, "0.4")):
         assert f"crash: exited (status 3); restart {n} in {delay}s" in err
     assert done.code == 1, err
