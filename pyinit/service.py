@@ -139,6 +139,9 @@ class ServiceMachine:
         self.stop_started = 0.0
         self.restart_inhibited = False
         self.failure_reason = ""  # set while stopping a service found failing
+        # How the last stop of a running process ended (None: it was not running when
+        # stopped), for the exit code of a requested shutdown.
+        self.stop_outcome: ExitStatus | None = None
 
     @property
     def name(self) -> str:
@@ -162,6 +165,7 @@ class ServiceMachine:
         self.killed = False
         self.stop_requested = False
         self.restart_inhibited = False  # a stopped service started again restarts as usual
+        self.stop_outcome = None
         self.reason = ""
         self.start_times.append(now)
         return [Spawn()]
@@ -280,6 +284,7 @@ class ServiceMachine:
         self.failure_reason = ""
         self.pid = None
         self.last_status = event.status
+        self.stop_outcome = event.status
         self.state = State.STOPPED
         took = now - self.stop_started
         how = event.status.describe() if event.status else "gone"
