@@ -33,6 +33,7 @@ class ServiceMonitor:
         on_health: Callable[[HealthStatus, str], None],
         log: Callable[[str], None],
         runtime_dir: Callable[[], str],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.cfg = cfg
@@ -43,6 +44,9 @@ class ServiceMonitor:
         self.on_health = on_health
         self.log = log
         self.runtime_dir = runtime_dir
+        # Called when something only the status file shows changed (STATUS=), so the
+        # supervisor publishes it; readiness and health have their own callbacks.
+        self.on_change = on_change
         self.ready = False
         self.health: HealthTracker | None = None
         self.status_text = ""  # the latest sd_notify STATUS=
@@ -200,8 +204,11 @@ class ServiceMonitor:
         self._ready_fd = self._ready_fd_write = None
 
     def _on_notify(self, sender: int, fields: dict[str, str]) -> None:
-        if "STATUS" in fields:
+        if "STATUS" in fields and fields["STATUS"] != self.status_text:
             self.status_text = fields["STATUS"]
+            # Bug fix: a STATUS= alone used to be kept here but never published.
+            if self.on_change is not None:
+                self.on_change()
         if fields.get("READY") == "1":
             self._become_ready("notify READY=1")
         if fields.get("STOPPING") == "1":

@@ -129,6 +129,8 @@ class Supervisor:
             on_health=lambda status, detail: self._health_changed(name, status, detail),
             log=lambda message: self.log(f"{name}: {message}"),
             runtime_dir=self.runtime_dir,
+            # A new sd_notify STATUS= text must reach the status file (issue #4).
+            on_change=self._reconcile,
         )
 
     def runtime_dir(self) -> str:
