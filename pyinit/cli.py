@@ -41,6 +41,8 @@ Options:
                              left (sent SIGTERM) before SIGKILL (default 5s)
   -p, --parent-death-signal SIG
                              signal pyinit receives when its parent dies
+      --http ADDR            with -c: serve /healthz /readyz /metrics /status on
+                             ADDR ([host]:port, e.g. :9000; settings.http)
   -V, --version              print the version and exit
   -h, --help                 print this help and exit
 
@@ -57,6 +59,7 @@ NATIVE_OPTIONS = [
     Option("grace", None, "grace", True),
     Option("parent-death-signal", "p", "parent-death-signal", True),
     Option("log-format", None, "log-format", True),
+    Option("http", None, "http", True),
     Option("version", "V", "version"),
     Option("help", "h", "help"),
 ]
@@ -90,6 +93,7 @@ def native_main(args: list[str]) -> int:
     death_signal: int | None = None
     config = os.environ.get("PYINIT_CONFIG") or None
     log_format: str | None = None
+    http: str | None = None
     for key, value in found:
         assert value is not None or key in ("verbose", "single-child", "version", "help")
         if key == "help":
@@ -120,10 +124,20 @@ def native_main(args: list[str]) -> int:
             if value not in ("text", "json"):
                 raise UsageError(f"--log-format expects text or json; got {value!r}")
             log_format = value
+        elif key == "http" and value is not None:
+            from pyinit.httpd import parse_address
+
+            try:
+                parse_address(value)
+            except ValueError as exc:
+                raise UsageError(f"--http: {exc}") from None
+            http = value
     if config:
-        return supervisor_main(config, command or None, verbosity, log_format)
+        return supervisor_main(config, command or None, verbosity, log_format, http)
     if log_format is not None:
         raise UsageError("--log-format applies to supervisor mode (-c FILE)")
+    if http is not None:
+        raise UsageError("--http applies to supervisor mode (-c FILE)")
     if not command:
         raise UsageError("no command given")
     # Job control as dumb-init does it: a stop request becomes SIGSTOP for the
@@ -144,7 +158,11 @@ def native_main(args: list[str]) -> int:
 
 
 def supervisor_main(
-    path: str, command: list[str] | None, verbosity: int, log_format: str | None
+    path: str,
+    command: list[str] | None,
+    verbosity: int,
+    log_format: str | None,
+    http: str | None = None,
 ) -> int:
     from pyinit.config import ConfigError, load_config
     from pyinit.supervisor import Supervisor
@@ -158,7 +176,7 @@ def supervisor_main(
             f"pyinit: {path}: {count} problem{'s' if count != 1 else ''}; nothing started\n"
         )
         return 2
-    return Supervisor(config, command, verbosity, log_format).run()
+    return Supervisor(config, command, verbosity, log_format, http_address=http).run()
 
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).

@@ -154,6 +154,7 @@ class ServiceConfig:
 class Settings:
     shutdown_timeout: float = 30.0
     log_format: Literal["text", "json"] = "text"
+    http: str | None = None  # "[host]:port" for /healthz /readyz /metrics /status; off if None
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ _USER_PART = r"(?:\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)"
 _USER = re.compile(rf"{_USER_PART}(?::{_USER_PART})?\Z")
 
 _TOP_KEYS = ("services", "settings")
-_SETTINGS_KEYS = ("shutdown_timeout", "log_format")
+_SETTINGS_KEYS = ("shutdown_timeout", "log_format", "http")
 _SERVICE_KEYS = (
     "command",
     "type",
@@ -661,6 +662,21 @@ class _Loader:
             fields["log_format"] = self.choice(
                 entries["log_format"][1], "settings.log_format", ("text", "json")
             )
+        if "http" in entries:  # "[host]:port"; null or "" (say ${PYINIT_HTTP:-}) is off
+            from pyinit.httpd import parse_address
+
+            vnode = entries["http"][1]
+            if not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL_TAG):
+                address = self.text(vnode, "settings.http", "an address such as ':9000'")
+                try:
+                    if address:
+                        parse_address(address)
+                        fields["http"] = address
+                except ValueError as exc:
+                    self.add(vnode, "settings.http", str(exc))
+                    address = None
+                if address is None:
+                    fields["http"] = None  # a problem was reported
         if any(v is None for v in fields.values()):
             return None
         return Settings(**fields)  # type: ignore[arg-type]

@@ -20,11 +20,13 @@ from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, Servi
 from pyinit.control import ControlServer
 from pyinit.durations import format_duration
 from pyinit.health import HealthStatus
+from pyinit.httpd import HttpServer, serve
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
 from pyinit.monitor import ServiceMonitor
 from pyinit.notify import runtime_dir
 from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
+from pyinit.report import RunClock, emit_report
 from pyinit.service import (
     Action,
     CancelTimer,
@@ -78,8 +80,10 @@ class Supervisor:
         main_argv: list[str] | None = None,
         verbosity: int = 0,
         log_format: str | None = None,
+        http_address: str | None = None,
     ) -> None:
         self.config = config
+        self.http_address = http_address or config.settings.http  # the CLI flag wins
         self.verbosity = verbosity
         self.loop = EventLoop()
         fmt = log_format or config.settings.log_format
@@ -187,17 +191,37 @@ class Supervisor:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
         self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        self.http: HttpServer | None = None
+        if self.http_address:  # asked for explicitly: failing to serve it is fatal
+            try:
+                self.http = serve(
+                    self.loop,
+                    self.http_address,
+                    self.snapshot,
+                    lambda: [n for n, rt in self.services.items() if rt.cfg.critical],
+                    self.log,
+                )
+            except (OSError, ValueError) as exc:
+                self.log(f"cannot serve HTTP on {self.http_address}: {exc}; nothing started")
+                self.logs.close(time.monotonic() + 2.0)
+                return 2
+        runs = RunClock()
+        self.change_hooks.append(lambda: runs.observe(self.snapshot()))
         self.control = ControlServer.open(self)  # None (logged) when it cannot listen
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
         self._reconcile()
         self.loop.run()
+        if self.http is not None:
+            self.http.close()
         if self.control is not None:
             self.control.close()
         for rt in self.services.values():
             rt.monitor.close()
         if self._runtime_dir is not None:
             remove_snapshot(self._runtime_dir)
+        code = self.exit_code if self.exit_code is not None else 0
+        emit_report(self.snapshot(), runs.ran(), code, self.log)
         self.logs.close(time.monotonic() + 2.0)
         return self.exit_code if self.exit_code is not None else 0
 

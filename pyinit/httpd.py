@@ -1,0 +1,492 @@
+"""HTTP for orchestrators: /healthz, /readyz, /metrics and /status, served from pyinit's loop.
+
+A deliberately tiny HTTP/1.0 server: read the request line and headers, answer,
+close. ``http.server`` and ``socketserver`` block on every read and write (or
+need threads), and PID 1 must never wait on a client, so every socket here is
+non-blocking and driven by the loop. A slow or hostile client costs at most one
+of ``MAX_CONNECTIONS`` slots for ``DEADLINE`` seconds: its request is capped at
+``MAX_REQUEST`` bytes, its deadline is a loop timer, a response it does not read
+is dropped at that deadline, and when every slot is taken the oldest connection
+is closed to make room for the new one.
+
+The endpoints read the supervisor's snapshot (``Supervisor.snapshot()``), so
+they say exactly what ``pyinit health`` says (``status.verdict``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import socket
+import time
+from collections.abc import Callable, Collection
+from http import HTTPStatus
+
+from pyinit.loop import EventLoop, Timer
+from pyinit.status import Snapshot, verdict
+
+MAX_REQUEST = 8192  # request line + headers
+DEADLINE = 5.0  # seconds a connection may live, from accept to the last byte written
+MAX_CONNECTIONS = 64
+ACCEPT_BATCH = 16  # accepts per wake-up, so a flood cannot starve the reaper
+ACCEPT_PAUSE = 0.1  # out of file descriptors: stop accepting for this long
+
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+Response = tuple[int, str, bytes]  # status, content type, body
+Handler = Callable[[str, str], Response]  # (method, path) -> response
+Log = Callable[..., None]
+
+
+class BadRequest(Exception):
+    """A request pyinit will not serve; ``status`` is 400 or 431."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- addresses ---------------------------------------------------------------------
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``[host]:port`` -> (host, port); host ``""`` means every interface.
+
+    Accepts ``:9000``, ``127.0.0.1:9000``, ``localhost:9000``, ``[::1]:9000`` and
+    ``[::]:9000``. Raises ValueError with a message for the user.
+    """
+    raw = text.strip()
+    example = "expected [host]:port such as ':9000', '127.0.0.1:9000' or '[::1]:9000'"
+    if raw.startswith("["):
+        close = raw.find("]")
+        if close < 0 or raw[close + 1 : close + 2] != ":":
+            raise ValueError(f"{example}; got {text!r}")
+        host, port_text = raw[1:close], raw[close + 2 :]
+        if not host:
+            raise ValueError(f"{example}; got {text!r} (empty IPv6 address)")
+    else:
+        host, sep, port_text = raw.rpartition(":")
+        if not sep:
+            hint = f" (did you mean ':{raw}'?)" if raw.isdigit() else ""
+            raise ValueError(f"{example}; got {text!r}{hint}")
+        if ":" in host:
+            raise ValueError(f"{example}; got {text!r} (write an IPv6 address in brackets)")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535; got {port_text!r}")
+    if any(c.isspace() for c in host):
+        raise ValueError(f"{example}; got {text!r}")
+    return host, int(port_text)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket; ``host`` "" listens on every interface
+    (IPv6 and IPv4 when the kernel has IPv6, else IPv4 only)."""
+    if host:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV
+        )
+        targets = [(family, addr) for family, _, _, _, addr in infos]
+    else:
+        targets = [(socket.AF_INET6, ("::", port)), (socket.AF_INET, ("0.0.0.0", port))]
+    error: OSError = OSError(errno.EADDRNOTAVAIL, f"no address for {host!r}")
+    for family, addr in targets:
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # no IPv6 in this kernel or namespace
+            error = exc
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and not host:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(addr)
+            sock.listen(MAX_CONNECTIONS)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise  # the next family would fail the same way, less clearly
+            error = exc
+    raise error
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+def _head_end(buf: bytes | bytearray) -> int:
+    """Index just past the blank line ending the headers, or -1. Bare LF is accepted."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buf.find(sep)) >= 0]
+    return min(ends) if ends else -1
+
+
+def parse_request(head: bytes) -> tuple[str, str]:
+    """The request line and headers -> (method, path without the query). Raises BadRequest."""
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the request is not ASCII") from None
+    lines = [line.rstrip("\r") for line in text.rstrip("\r\n").split("\n")]
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise BadRequest(400, "expected a request line 'METHOD /path HTTP/1.x'")
+    method, target, version = parts
+    if not method.isalpha() or not method.isupper():
+        raise BadRequest(400, f"bad method {method!r}")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise BadRequest(400, f"unsupported protocol {version!r}")
+    if not target.startswith("/"):
+        raise BadRequest(400, f"expected a path starting with '/'; got {target!r}")
+    for line in lines[1:]:
+        name, sep, _ = line.partition(":")
+        if not sep or not name or name != name.strip() or " " in name or "\t" in name:
+            raise BadRequest(400, f"bad header line {line!r}")
+    return method, target.split("?", 1)[0].split("#", 1)[0]
+
+
+def render_response(status: int, content_type: str, body: bytes, head_only: bool = False) -> bytes:
+    phrase = HTTPStatus(status).phrase
+    headers = [
+        f"HTTP/1.0 {status} {phrase}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Cache-Control: no-store",
+        "Connection: close",
+    ]
+    if status == 405:
+        headers.append("Allow: GET, HEAD")
+    head = ("\r\n".join(headers) + "\r\n\r\n").encode("ascii")
+    return head if head_only else head + body
+
+
+# -- the server ----------------------------------------------------------------------
+
+
+class _Connection:
+    """One client: read the head, answer once, close; all of it within DEADLINE."""
+
+    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = bytearray()
+        self.outbuf = b""
+        self.closed = False
+        self.timer: Timer = server.loop.call_later(DEADLINE, self.close)
+        server.loop.add_reader(self.fd, self.on_readable)
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()  # gone before finishing its request: nobody to answer
+            return
+        self.inbuf += data
+        end = _head_end(self.inbuf)
+        if end < 0 and len(self.inbuf) <= MAX_REQUEST:
+            return
+        self.server.loop.remove_reader(self.fd)
+        if end < 0 or end > MAX_REQUEST:
+            self.respond(431, TEXT, b"request header fields too large\n")
+            return
+        try:
+            method, path = parse_request(bytes(self.inbuf[:end]))
+        except BadRequest as exc:
+            self.respond(exc.status, TEXT, f"{exc}\n".encode())
+            return
+        try:
+            status, content_type, body = self.server.handler(method, path)
+        except Exception as exc:  # a bug in an endpoint must not take PID 1 down
+            self.server.log(f"http: internal error serving {method} {path}: {exc!r}")
+            self.close()
+            return
+        self.respond(status, content_type, body, head_only=method == "HEAD")
+
+    def respond(self, status: int, content_type: str, body: bytes, head_only: bool = False) -> None:
+        self.outbuf = render_response(status, content_type, body, head_only)
+        self.on_writable()
+        if not self.closed:
+            self.server.loop.add_writer(self.fd, self.on_writable)
+
+    def on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.outbuf)
+        except (BlockingIOError, InterruptedError):
+            return  # the socket buffer is full: wait for room, until the deadline
+        except OSError:
+            self.close()
+            return
+        self.outbuf = self.outbuf[sent:]
+        if not self.outbuf:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.timer.cancel()
+        loop = self.server.loop
+        loop.remove_reader(self.fd)
+        loop.remove_writer(self.fd)
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            # Unread request bytes would make close() send a RST, which can
+            # destroy the response before the client read it; take what is there.
+            for _ in range(16):
+                if not self.sock.recv(65536):
+                    break
+        except OSError:
+            pass
+        self.sock.close()
+        self.server.connections.pop(self, None)
+
+
+class HttpServer:
+    """Accepts connections on ``sock`` and answers each with ``handler(method, path)``."""
+
+    def __init__(self, loop: EventLoop, sock: socket.socket, handler: Handler, log: Log) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.handler = handler
+        self.log = log
+        self.connections: dict[_Connection, None] = {}  # oldest first
+        self._paused: Timer | None = None
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._on_accept)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def _on_accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # The listener stays readable while the backlog is full: without
+                    # a pause the loop would spin. Resume on a timer.
+                    self.log(f"http: cannot accept ({exc.strerror}); pausing", 1)
+                    self.loop.remove_reader(self.sock.fileno())
+                    self._paused = self.loop.call_later(ACCEPT_PAUSE, self._resume)
+                return  # ECONNABORTED and friends: that client is gone
+            client.setblocking(False)
+            if len(self.connections) >= MAX_CONNECTIONS:
+                # Full: the oldest connection makes room. Clients that hold
+                # connections open cannot lock the probes out; they only churn.
+                next(iter(self.connections)).close()
+            self.connections[_Connection(self, client)] = None
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self.closed:
+            self.loop.add_reader(self.sock.fileno(), self._on_accept)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._paused is not None:
+            self._paused.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+        for conn in list(self.connections):
+            conn.close()
+        self.sock.close()
+
+
+def serve(
+    loop: EventLoop,
+    address: str,
+    snapshot: Callable[[], Snapshot],
+    critical: Callable[[], Collection[str]],
+    log: Log,
+) -> HttpServer:
+    """Listen on ``address`` (``[host]:port``) and serve the endpoints from the loop.
+    Raises ValueError for a bad address, OSError when it cannot be bound."""
+    host, port = parse_address(address)
+    server = HttpServer(loop, listen(host, port), Endpoints(snapshot, critical), log)
+    bound_host, bound_port = server.address
+    where = f"[{bound_host}]" if ":" in bound_host else bound_host
+    log(f"serving HTTP on {where}:{bound_port} (/healthz /readyz /metrics /status)")
+    return server
+
+
+# -- the endpoints -------------------------------------------------------------------
+
+
+class Endpoints:
+    """(method, path) -> response, from the supervisor's snapshot."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        critical: Callable[[], Collection[str]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.snapshot = snapshot
+        self.critical = critical
+        self.clock = clock
+
+    def __call__(self, method: str, path: str) -> Response:
+        routes: dict[str, Callable[[], Response]] = {
+            "/healthz": self.healthz,
+            "/readyz": self.readyz,
+            "/metrics": self.metrics,
+            "/status": self.status,
+        }
+        route = routes.get(path)
+        if route is None:
+            return 404, TEXT, f"not found: {path}; try /healthz /readyz /metrics /status\n".encode()
+        if method not in ("GET", "HEAD"):
+            return 405, TEXT, f"method {method} not allowed; use GET\n".encode()
+        return route()
+
+    def healthz(self) -> Response:
+        problems = liveness(self.snapshot(), self.critical())
+        if problems:
+            return 503, TEXT, "".join(f"{p}\n" for p in problems).encode()
+        return 200, TEXT, b"ok\n"
+
+    def readyz(self) -> Response:
+        problems = verdict(self.snapshot())
+        if problems:
+            return 503, TEXT, "".join(f"{p}\n" for p in problems).encode()
+        return 200, TEXT, b"ok\n"
+
+    def metrics(self) -> Response:
+        return 200, PROMETHEUS, render_metrics(self.snapshot(), self.clock()).encode()
+
+    def status(self) -> Response:
+        return 200, JSON, (json.dumps(self.snapshot(), indent=1, sort_keys=True) + "\n").encode()
+
+
+def liveness(snapshot: Snapshot, critical: Collection[str]) -> list[str]:
+    """Why pyinit is not alive in the orchestrator's sense: a critical service failed.
+    (If pyinit itself were stuck, nobody would answer the probe at all.)"""
+    problems = []
+    for name, svc in snapshot.get("services", {}).items():
+        if name in critical and svc.get("state") == "failed":
+            reason = f" ({svc['reason']})" if svc.get("reason") else ""
+            problems.append(f"critical service {name} failed{reason}")
+    return problems
+
+
+# -- Prometheus text format 0.0.4 ------------------------------------------------------
+
+SERVICE_STATES = (
+    "pending",
+    "starting",
+    "running",
+    "stopping",
+    "backoff",
+    "stopped",
+    "exited",
+    "completed",
+    "failed",
+)
+ALIVE_STATES = ("starting", "running", "stopping")
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class _Family:
+    def __init__(self, name: str, kind: str, help_text: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help_text
+        self.samples: list[tuple[dict[str, str], float]] = []
+
+    def add(self, labels: dict[str, str], value: float) -> None:
+        self.samples.append((labels, value))
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
+        for labels, value in self.samples:
+            text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
+            series = f"{self.name}{{{text}}}" if text else self.name
+            lines.append(f"{series} {format_value(value)}")
+        return lines
+
+
+def render_metrics(snapshot: Snapshot, now: float) -> str:
+    """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time)."""
+    up = _Family("pyinit_service_up", "gauge", "Whether the service's process is alive (1) or not.")
+    ready = _Family("pyinit_service_ready", "gauge", "Whether the service is ready (1) or not.")
+    healthy = _Family(
+        "pyinit_service_healthy",
+        "gauge",
+        "Whether the service's healthcheck passes (1); 1 when it has no healthcheck.",
+    )
+    restarts = _Family(
+        "pyinit_service_restarts_total", "counter", "Automatic restarts of the service."
+    )
+    last_exit = _Family(
+        "pyinit_service_last_exit_code",
+        "gauge",
+        "Exit code of the service's last run (128+N when killed by signal N).",
+    )
+    start_time = _Family(
+        "pyinit_service_start_time_seconds",
+        "gauge",
+        "Unix time the service's current run started; absent when it is not running.",
+    )
+    state = _Family(
+        "pyinit_service_state", "gauge", "The service's current state (1) among all states (0)."
+    )
+    for name, svc in snapshot.get("services", {}).items():
+        labels = {"service": name}
+        current = svc.get("state")
+        up.add(labels, 1 if current in ALIVE_STATES else 0)
+        ready.add(labels, 1 if svc.get("ready") else 0)
+        healthy.add(labels, 1 if svc.get("health") in (None, "healthy") else 0)
+        restarts.add(labels, int(svc.get("restarts") or 0))
+        if svc.get("last_exit") is not None:
+            last_exit.add(labels, int(svc["last_exit"]))
+        if svc.get("uptime") is not None:
+            start_time.add(labels, round(now - float(svc["uptime"]), 3))
+        for each in SERVICE_STATES:
+            state.add({"service": name, "state": each}, 1 if each == current else 0)
+    orphans = _Family(
+        "pyinit_orphans_reaped_total", "counter", "Re-parented orphan processes pyinit reaped."
+    )
+    orphans.add({}, int(snapshot.get("orphans_reaped", 0)))
+    forwarded = _Family(
+        "pyinit_signals_forwarded_total", "counter", "Signals pyinit forwarded to services."
+    )
+    forwarded.add({}, int(snapshot.get("signals_forwarded", 0)))
+    started = _Family("pyinit_start_time_seconds", "gauge", "Unix time pyinit started.")
+    started.add({}, round(float(snapshot.get("started", 0.0)), 3))
+    families = [up, ready, healthy, restarts, last_exit, start_time, state]
+    lines: list[str] = []
+    for family in [*families, orphans, forwarded, started]:
+        lines += family.render()
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""Unit tests for the termination report (pyinit/report.py): the per-service lines,
+the JSON for /dev/termination-log and its 4096-byte limit, the run clock, the writer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyinit.report import (
+    MESSAGE_LIMIT,
+    RunClock,
+    emit_report,
+    format_seconds,
+    report_json,
+    report_lines,
+    service_line,
+    termination_log_path,
+    write_termination_log,
+)
+
+
+def svc(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "longrun",
+        "state": "stopped",
+        "pid": None,
+        "ready": False,
+        "restarts": 0,
+        "last_exit": 0,
+        "reason": "",
+        "uptime": None,
+    }
+    base.update(over)
+    return base
+
+
+def snap(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"pid": 1, "stopping": True, "started": 0.0, "services": services}
+
+
+def test_service_line_format() -> None:
+    """name: state (status N), R restarts, ran T; a failure's reason follows its status."""
+    assert service_line("web", svc(restarts=2), 12.34) == (
+        "web: stopped (status 0), 2 restarts, ran 12.3s"
+    )
+    assert service_line("web", svc(restarts=1, last_exit=143), 0.04) == (
+        "web: stopped (status 143), 1 restart, ran 0.0s"
+    )
+    failed = svc(state="failed", last_exit=1, restarts=5, reason="status 1; start limit reached")
+    assert service_line("db", failed, 0.2) == (
+        "db: failed (status 1; start limit reached), 5 restarts, ran 0.2s"
+    )
+    failed = svc(state="failed", last_exit=127, reason="cannot start: no such file")
+    assert service_line("x", failed, None) == (
+        "x: failed (status 127; cannot start: no such file), 0 restarts, never ran"
+    )
+    quiet = svc(reason="shown only for a failure")
+    assert service_line("y", quiet, 1.0) == "y: stopped (status 0), 0 restarts, ran 1.0s"
+    assert service_line("api", svc(last_exit=None), None) == "api: stopped, 0 restarts, never ran"
+
+
+def test_report_lines_keep_the_snapshot_order() -> None:
+    """One line per service, in config order; services with no recorded run 'never ran'."""
+    lines = report_lines(
+        snap({"b": svc(), "a": svc(state="completed")}),
+        {"b": 1.0, "a": 2.0},
+    )
+    assert lines == [
+        "b: stopped (status 0), 0 restarts, ran 1.0s",
+        "a: completed (status 0), 0 restarts, ran 2.0s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0, "0.0s"), (12.34, "12.3s"), (59.96, "60.0s"), (61.0, "1m01.0s"), (7384, "2h03m")],
+)
+def test_format_seconds(seconds: float, text: str) -> None:
+    assert format_seconds(seconds) == text
+
+
+def test_report_json_fields() -> None:
+    """The JSON has the exit code and, per service, name/state/last_exit/restarts/ran,
+    plus the reason of a failure; failed services come first."""
+    services = {
+        "web": svc(restarts=2),
+        "db": svc(state="failed", last_exit=1, reason="start limit reached"),
+        "api": svc(last_exit=None),
+    }
+    doc = json.loads(report_json(snap(services), {"web": 12.34, "db": 0.25}, 1))
+    assert doc == {
+        "exit_code": 1,
+        "services": [
+            {
+                "name": "db",
+                "state": "failed",
+                "last_exit": 1,
+                "restarts": 0,
+                "ran": 0.2,
+                "reason": "start limit reached",
+            },
+            {"name": "web", "state": "stopped", "last_exit": 0, "restarts": 2, "ran": 12.3},
+            {"name": "api", "state": "stopped", "last_exit": None, "restarts": 0, "ran": None},
+        ],
+    }
+
+
+def test_report_json_fits_the_kubernetes_limit() -> None:
+    """However many services and however long their reasons, the JSON stays within
+    4096 bytes: reasons are shortened first, then services left out (failed ones are
+    kept) and counted in 'omitted'."""
+    services = {
+        f"service-{i:03d}": svc(state="failed" if i % 7 == 0 else "stopped", reason="x" * 500)
+        for i in range(200)
+    }
+    text = report_json(snap(services), {}, 1)
+    assert len(text.encode()) <= MESSAGE_LIMIT
+    doc = json.loads(text)
+    kept = doc["services"]
+    assert doc["omitted"] == 200 - len(kept) > 0
+    assert all(entry["state"] == "failed" for entry in kept[:10])
+    # A few services with long reasons: all kept, reasons shortened.
+    few = {f"s{i}": svc(state="failed", reason="é" * 1000) for i in range(5)}
+    text = report_json(snap(few), {}, 1)
+    doc = json.loads(text)
+    assert len(text.encode()) <= MESSAGE_LIMIT
+    assert len(doc["services"]) == 5 and "omitted" not in doc
+    assert 0 < len(doc["services"][0]["reason"]) <= 200
+
+
+def test_run_clock_measures_the_last_run() -> None:
+    """Start = first sight alive minus its uptime; end = first sight gone; a new pid
+    is a new run; a service still alive counts until now."""
+    now = [100.0]
+    clock = RunClock(lambda: now[0])
+    clock.observe(snap({"web": svc(state="running", pid=5, uptime=2.0)}))  # started at 98
+    now[0] = 110.0
+    clock.observe(snap({"web": svc(state="running", pid=5, uptime=12.0)}))
+    now[0] = 111.0
+    clock.observe(snap({"web": svc(state="backoff", uptime=None)}))  # ended at 111
+    now[0] = 120.0
+    assert clock.ran() == {"web": pytest.approx(13.0)}
+    clock.observe(snap({"web": svc(state="running", pid=6, uptime=0.5)}))  # new run at 119.5
+    now[0] = 125.0
+    assert clock.ran() == {"web": pytest.approx(5.5)}
+    clock.observe(snap({"web": svc(state="running", pid=7, uptime=0.0)}))  # restart, no gap
+    assert clock.ran() == {"web": pytest.approx(0.0)}
+
+
+def test_termination_log_path(tmp_path: Path) -> None:
+    """$PYINIT_TERMINATION_LOG wins (created if missing; empty turns it off); else
+    /dev/termination-log only when it exists and is writable."""
+    path = str(tmp_path / "t.json")
+    assert termination_log_path({"PYINIT_TERMINATION_LOG": path}) == (path, True)
+    assert termination_log_path({"PYINIT_TERMINATION_LOG": ""}) is None
+    default = termination_log_path({})
+    expected = os.access("/dev/termination-log", os.W_OK)
+    assert (default == ("/dev/termination-log", False)) if expected else default is None
+
+
+def test_write_termination_log_replaces_content_and_never_blocks(tmp_path: Path) -> None:
+    """The file is truncated and rewritten; a FIFO nobody reads fails at once (ENXIO)
+    instead of blocking PID 1; without create, a missing file is an error."""
+    target = tmp_path / "termination-log"
+    target.write_text("old content that is longer\n")
+    write_termination_log(str(target), '{"a":1}', create=False)
+    assert target.read_text() == '{"a":1}'
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError):
+        write_termination_log(str(fifo), "x", create=False)
+    with pytest.raises(FileNotFoundError):
+        write_termination_log(str(tmp_path / "missing"), "x", create=False)
+
+
+def test_emit_report_logs_lines_and_writes_json(tmp_path: Path) -> None:
+    """emit_report: each line through the log as 'report: ...', the JSON to the file;
+    a file it cannot write is one log line, not an exception."""
+    logged: list[str] = []
+    target = tmp_path / "t.json"
+    env = {"PYINIT_TERMINATION_LOG": str(target)}
+    emit_report(snap({"web": svc()}), {"web": 1.0}, 0, logged.append, env)
+    assert logged == ["report: web: stopped (status 0), 0 restarts, ran 1.0s"]
+    assert json.loads(target.read_text())["services"][0]["name"] == "web"
+    logged.clear()
+    env = {"PYINIT_TERMINATION_LOG": str(tmp_path / "no" / "such" / "dir")}
+    emit_report(snap({"web": svc()}), {}, 0, logged.append, env)
+    assert logged[-1].startswith("report: cannot write ")
