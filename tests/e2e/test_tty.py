@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import pty
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import LineReader, Runner, entry_point, real_tool
+from tests.conftest import LineReader, Proc, Runner, entry_point, proc_state, real_tool, wait_until
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -29,6 +30,17 @@ def terminal() -> Iterator[tuple[int, int]]:
             os.close(fd)
         except OSError:
             pass
+
+
+def _find(proc: Proc, name: str) -> int | None:
+    """Host pid of the init's descendant running ``name``, if any (no event tells us)."""
+    for pid in proc.host_tree():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                return pid
+        except OSError:
+            pass
+    return None
 
 
 CASES = [
@@ -85,7 +97,10 @@ def test_interactive_shell(cli: Runner, terminal: tuple[int, int], face: str, tt
     assert screen.expect(r"^CTTY_(yes|no)$")[1] == "yes"
     run("sh -c 'echo SLEEP_STARTED; exec sleep 30'")
     screen.expect(r"^SLEEP_STARTED$")
+    sleeper = wait_until(lambda: _find(proc, "sleep"), "the shell's sleep to start")
     os.write(master, b"\x03")  # ^C: SIGINT to the terminal's foreground job
+    # ^C also flushes typed-ahead input, so type on only once it took effect.
+    wait_until(lambda: proc_state(sleeper) in (None, "Z"), "^C to end the sleep", 5)
     run("echo $((2+3))")
     screen.expect(r"^5$", timeout=5)
     run("exit 3")
