@@ -98,7 +98,10 @@ def _personality_dir() -> Path:
     """
     import tempfile
 
+    import atexit
+
     base = Path(tempfile.mkdtemp(prefix="pyinit-personalities-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
     for name in ("tini", "dumb-init"):
         link = base / name
         if _SCRIPT.exists():
