@@ -164,6 +164,9 @@ class SocketProbe(ProbeRun):
         line_end = self._response.find(b"\r\n")
         if line_end < 0 and data and len(self._response) < 8192:
             return  # the status line is not complete yet
+        if line_end < 0:
+            # Bug fix: closed (or 8 KiB) without CRLF; [:-1] cut "HTTP/1.0 200" to "... 20".
+            line_end = len(self._response)
         self._finish(*_judge_status_line(self._response[:line_end], self.probe.expect_status))
 
     def _cleanup(self) -> None:

@@ -310,8 +310,8 @@ def test_main_command_waits_for_every_service_ready(cli: Runner, tmp_path: Path)
     assert not any("main command" in line for line in proc.out.lines), proc.out.lines
 
     write_fifo(fifo, "go\n")
-    proc.out.expect(r"slow: ready \(fd 3 after")
-    proc.out.expect(r"main command sh started")
-    proc.out.expect(r"main saw marker")
+    ready = wait_line(proc.out, r"slow: ready \(fd 3 after")
+    assert ready < wait_line(proc.out, r"main command sh started")
+    wait_line(proc.out, r"^main saw marker$")  # its own stdout: no order with pyinit's
     code, _, _ = proc.finish()
     assert code == 7, proc.out.lines

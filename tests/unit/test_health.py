@@ -310,3 +310,117 @@ def test_verdict_oneshots() -> None:
 def test_verdict_shutting_down() -> None:
     """A pyinit that is shutting down is never healthy, whatever its services say."""
     assert verdict(snap(stopping=True, web=svc())) == ["pyinit is shutting down"]
+
+
+# -- socket probes in the loop --------------------------------------------------------
+
+
+def run_probe(probe: Probe, answer: bytes | None, timeout: float = 2.0) -> tuple[bool, str]:
+    """Run one tcp/http probe in a real EventLoop against a one-shot server on
+    127.0.0.1 that sends ``answer`` and closes (None: nothing listens on the port)."""
+    import socket
+
+    from pyinit.health import start_probe
+    from pyinit.loop import EventLoop
+
+    loop = EventLoop()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    if answer is None:
+        server.close()
+    else:
+        server.listen()
+        server.setblocking(False)
+
+        def accept() -> None:
+            conn, _ = server.accept()
+            loop.remove_reader(server.fileno())
+            if probe.kind == "tcp":
+                conn.close()
+                return
+
+            def reply() -> None:  # once the request came: answer and close
+                loop.remove_reader(conn.fileno())
+                conn.recv(4096)
+                conn.sendall(answer)
+                conn.close()
+
+            loop.add_reader(conn.fileno(), reply)
+
+        loop.add_reader(server.fileno(), accept)
+    if probe.kind == "tcp":
+        probe = Probe("tcp", port=port)
+    else:
+        probe = Probe(
+            "http", url=f"http://127.0.0.1:{port}/ready", expect_status=probe.expect_status
+        )
+    result: list[tuple[bool, str]] = []
+
+    def done(ok: bool, detail: str) -> None:
+        result.append((ok, detail))
+        loop.stop()
+
+    start_probe(loop, probe, timeout, done, lambda pid, cb: None)
+    guard = loop.call_later(5.0, loop.stop)
+    loop.run()
+    guard.cancel()
+    if answer is not None:
+        server.close()
+    assert result, "the probe never reported"
+    return result[0]
+
+
+HTTP = Probe("http", url="http://x/")
+
+
+@pytest.mark.parametrize(
+    ("probe", "answer", "ok", "detail"),
+    [
+        (Probe("tcp"), b"", True, "connected"),
+        (Probe("tcp"), None, False, "connect: Connection refused"),
+        (HTTP, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", True, "HTTP 200"),
+        (HTTP, b"HTTP/1.1 503 Service Unavailable\r\n\r\n", False, "HTTP 503"),
+        (HTTP, b"HTTP/1.0 302 Found\nLocation: /\n\n", True, "HTTP 302"),  # bare LF
+        (HTTP, b"HTTP/1.0 200", True, "HTTP 200"),  # closed without any line end
+        (HTTP, b"", False, "no HTTP status line in the response"),
+        (HTTP, b"hello\r\n", False, "no HTTP status line in the response"),
+        (
+            Probe("http", url="http://x/", expect_status=204),
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            False,
+            "HTTP 200",
+        ),
+        (HTTP, None, False, "connect: Connection refused"),
+    ],
+)
+def test_socket_probe(probe: Probe, answer: bytes | None, ok: bool, detail: str) -> None:
+    """tcp passes when the connection is accepted; http judges the status line of the
+    answer, however it ends (CRLF, bare LF, or the connection closing)."""
+    assert run_probe(probe, answer) == (ok, detail)
+
+
+def test_socket_probe_times_out() -> None:
+    """A server that accepts and never answers: the http probe fails at its timeout."""
+    import socket
+
+    from pyinit.health import start_probe
+    from pyinit.loop import EventLoop
+
+    loop = EventLoop()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        result: list[tuple[bool, str]] = []
+
+        def done(ok: bool, detail: str) -> None:
+            result.append((ok, detail))
+            loop.stop()
+
+        probe = Probe("http", url=f"http://127.0.0.1:{port}/")
+        start_probe(loop, probe, 0.2, done, lambda pid, cb: None)
+        guard = loop.call_later(5.0, loop.stop)
+        loop.run()
+        guard.cancel()
+    assert result == [(False, "timed out after 0.2s")]
