@@ -96,9 +96,8 @@ def _personality_dir() -> Path:
     argv[0]'s basename selects the personality. With the console script we
     symlink to it; without one we write tiny scripts that call the same main().
     """
-    import tempfile
-
     import atexit
+    import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="pyinit-personalities-"))
     atexit.register(shutil.rmtree, base, ignore_errors=True)
