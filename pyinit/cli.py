@@ -8,6 +8,7 @@ command lines; any other name is pyinit's.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -151,6 +152,9 @@ def native_main(args: list[str]) -> int:
         remap_exit=frozenset(remap),
         grace=grace,
         suspend_on_job_control=not single_child,
+        # pyinit's own write to a closed stderr raises SIGPIPE in pyinit; forwarding
+        # it would kill the app for pyinit's logging. (tini/dumb-init do forward it.)
+        ignored_signals=frozenset({signal.SIGPIPE}),
         parent_death_signal=death_signal,
         verbosity=verbosity,
     )
@@ -185,8 +189,6 @@ SUBCOMMANDS = ("check", *CLIENT_COMMANDS)
 
 
 def _job_control_rewrites() -> dict[int, int]:
-    import signal
-
     return {s: signal.SIGSTOP for s in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)}
 
 

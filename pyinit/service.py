@@ -166,6 +166,10 @@ class ServiceMachine:
         self.stop_requested = False
         self.restart_inhibited = False  # a stopped service started again restarts as usual
         self.stop_outcome = None
+        # Conditions are about the current instance: a dependant waiting on this
+        # service waits for the new process, not for one that has already gone.
+        self.ever_started = False
+        self.ever_ready = False
         self.reason = ""
         self.start_times.append(now)
         return [Spawn()]

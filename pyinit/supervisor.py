@@ -712,7 +712,15 @@ class Supervisor:
                 self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
                 self.restart_set.discard(name)
                 rt.monitor.close()
-            elif name in self.restart_set and self._dependencies(rt.cfg)[0] is True:
+            elif (
+                name in self.restart_set
+                # a dependency being restarted too comes back first
+                and not any(
+                    d.name in self.stop_set or d.name in self.restart_set
+                    for d in rt.cfg.depends_on
+                )
+                and self._dependencies(rt.cfg)[0] is True
+            ):
                 self.restart_set.discard(name)
                 self._feed(rt, Event(EventKind.START))
 
@@ -816,9 +824,11 @@ class Supervisor:
             m = rt.machine
             if m.state is State.FAILED and rt.cfg.critical:
                 return _final_code(m)
-            if m.state is not State.STOPPED or m.last_status is None:
+            # Only a process that was running when we stopped it can stop uncleanly;
+            # one caught waiting in backoff after a crash was not running at all.
+            if m.state is not State.STOPPED or m.stop_outcome is None:
                 continue
-            status = m.last_status
+            status = m.stop_outcome
             clean = (
                 status.success
                 or status.signal == rt.cfg.stop_signal

@@ -443,7 +443,7 @@ def test_bad_clients_leave_it_serving(cli: Runner, tmp_path: Path, env: dict[str
             sock.settimeout(10)
         began = time.monotonic()
         assert crowd[-1].recv(100) == b""  # over the limit: closed at once
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 4.0  # well before the 5 s idle drop
     finally:
         for sock in crowd:
             sock.close()
