@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import NoReturn
 
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
 from pyinit.signals import parse_signal
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations only
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 USAGE = """\
 Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]

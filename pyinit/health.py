@@ -205,7 +205,8 @@ class ExecProbe(ProbeRun):
             )
             self._pid = spawn(spec)
         except SpawnError as exc:
-            register(exc.pid, lambda status: None)
+            if exc.pid is not None:
+                register(exc.pid, lambda status: None)
             reason = str(exc)
             loop.call_later(0, lambda: self._finish(False, reason))
         except OSError as exc:

@@ -7,17 +7,26 @@ than argparse to keep wrapper start-up small and the messages our own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyinit.errors import UsageError
 
 
-@dataclass(frozen=True)
 class Option:
-    key: str  # what the caller sees
-    short: str | None = None  # "v" for -v
-    long: str | None = None  # "verbose" for --verbose
-    takes_value: bool = False
+    """One option: ``key`` is what the caller sees, ``short`` "v" for -v, ``long``
+    "verbose" for --verbose. (Not a dataclass: that import costs start-up time.)"""
+
+    __slots__ = ("key", "short", "long", "takes_value")
+
+    def __init__(
+        self,
+        key: str,
+        short: str | None = None,
+        long: str | None = None,
+        takes_value: bool = False,
+    ) -> None:
+        self.key = key
+        self.short = short
+        self.long = long
+        self.takes_value = takes_value
 
 
 def parse(args: list[str], options: list[Option]) -> tuple[list[tuple[str, str | None]], list[str]]:

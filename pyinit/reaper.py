@@ -3,18 +3,44 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pyinit.signals import signal_name
 
 
-@dataclass(frozen=True)
 class ExitStatus:
-    """How a process ended: an exit code, or the signal that killed it."""
+    """How a process ended: an exit code, or the signal that killed it. Immutable.
 
-    code: int | None = None
-    signal: int | None = None
-    core_dumped: bool = False
+    A plain class rather than a dataclass: importing dataclasses costs wrapper
+    mode several milliseconds of start-up.
+    """
+
+    __slots__ = ("code", "signal", "core_dumped")
+    code: int | None
+    signal: int | None
+    core_dumped: bool
+
+    def __init__(
+        self, code: int | None = None, signal: int | None = None, core_dumped: bool = False
+    ) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "signal", signal)
+        object.__setattr__(self, "core_dumped", core_dumped)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ExitStatus is immutable; cannot set {name}")
+
+    def _key(self) -> tuple[int | None, int | None, bool]:
+        return (self.code, self.signal, self.core_dumped)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExitStatus) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = f"code={self.code!r}, signal={self.signal!r}, core_dumped={self.core_dumped!r}"
+        return f"ExitStatus({fields})"
 
     @classmethod
     def from_wait_status(cls, status: int) -> ExitStatus:
@@ -40,10 +66,12 @@ class ExitStatus:
         return f"status {self.code}"
 
 
-@dataclass(frozen=True)
 class Reaped:
-    pid: int
-    status: ExitStatus
+    __slots__ = ("pid", "status")
+
+    def __init__(self, pid: int, status: ExitStatus) -> None:
+        self.pid = pid
+        self.status = status
 
 
 def reap() -> tuple[list[Reaped], bool]:

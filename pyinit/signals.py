@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterable
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 # Faults the kernel raises synchronously for pyinit's own bugs: intercepting them
 # would turn a crash into a hang, so they keep their default action.
@@ -40,8 +43,8 @@ def parse_signal(text: str, *, allow_zero: bool = False) -> int:
     Raises ValueError with a message suitable for the user.
     """
     raw = text.strip()
-    if raw.isdigit():
-        num = int(raw)
+    if raw.isascii() and raw.isdigit():  # not '²' (a digit to isdigit(), not to int())
+        num = int(raw) if len(raw) <= 20 else -1  # int() refuses 4300+ digits
         if num == 0 and allow_zero:
             return 0
         if num in signal.valid_signals() or num in UNCATCHABLE:
@@ -53,10 +56,10 @@ def parse_signal(text: str, *, allow_zero: bool = False) -> int:
     if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
         base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
         offset_text = name[8:]
-        try:
-            offset = int(offset_text) if offset_text else 0
-        except ValueError:
-            raise ValueError(f"unknown signal {text!r}") from None
+        digits = offset_text[1:] if offset_text[:1] in ("+", "-") else offset_text
+        if offset_text and not (digits.isascii() and digits.isdigit() and len(digits) <= 20):
+            raise ValueError(f"unknown signal {text!r}")
+        offset = int(offset_text) if offset_text else 0
         num = base + offset
         if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
             return int(num)
@@ -105,6 +108,37 @@ class SignalIntake:
         os.close(self._write_fd)
 
 
+class SignalWaiter:
+    """Signals as a queue: blocked, then taken one batch at a time with sigtimedwait.
+
+    Wrapper mode has nothing to watch but signals and a timer or two, so it waits
+    the way tini does: no handler, no wake-up pipe, no selector. That is three
+    system calls per orphan reaped instead of eight, and the lowest forwarding
+    latency Python can offer. Blocked signals are never discarded by the kernel,
+    even for PID 1 (which otherwise drops signals it has no handler for), and
+    spawn() clears the mask in every child.
+    """
+
+    def __init__(self, signums: Iterable[int]) -> None:
+        self._set = set(signums)
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._set)
+
+    def wait(self, timeout: float | None) -> list[int]:
+        """Block until at least one signal is pending or ``timeout`` passes; return
+        every signal pending now, in arrival order for queued real-time signals."""
+        if timeout is None:
+            first = signal.sigwaitinfo(self._set).si_signo
+        else:
+            info = signal.sigtimedwait(self._set, max(0.0, timeout))
+            if info is None:
+                return []
+            first = info.si_signo
+        got = [first]
+        while (more := signal.sigtimedwait(self._set, 0)) is not None:
+            got.append(more.si_signo)
+        return got
+
+
 def ignored_during(signums: Iterable[int]) -> _IgnoredDuring:
     return _IgnoredDuring(list(signums))
 
@@ -126,4 +160,7 @@ class _IgnoredDuring:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in zip(self._signums, self._saved, strict=True):
+            # Setting SIG_IGN again discards an instance that was queued while the
+            # signal was blocked (a blocked signal is queued even when ignored).
+            signal.signal(signum, signal.SIG_IGN)
             signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -10,37 +10,80 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
 from pyinit.signals import catchable_signals
 
-# new: setsid (dumb-init); group: setpgid (tini); inherit: stay in pyinit's group.
-Isolation = Literal["new-session", "new-group", "inherit"]
+# Annotations only: typing and dataclasses cost milliseconds of start-up, which
+# wrapper mode (PID 1 for one command) does not spend.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Literal
+
+    # new-session: setsid (dumb-init); new-group: setpgid (tini); inherit: stay.
+    Isolation = Literal["new-session", "new-group", "inherit"]
 
 _MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
 
 
-@dataclass(frozen=True)
 class SpawnSpec:
-    argv: Sequence[str]
-    env: Mapping[str, str] | None = None  # None: pyinit's own environment
-    cwd: str | None = None
-    isolation: Isolation = "new-session"
-    take_tty: bool = False  # become the terminal's foreground job if fd 0 is a tty
-    uid: int | None = None
-    gid: int | None = None
-    groups: Sequence[int] | None = None
-    umask: int | None = None
-    # target fd -> source fd, dup2'ed before the rest are closed (0, 1, 2 included)
-    fds: Mapping[int, int] = field(default_factory=dict)
+    """What to start and how. ``fds`` maps target fd -> source fd (dup2'ed into the
+    child); with ``close_fds`` every other inheritable fd above 2 is closed."""
+
+    __slots__ = (
+        "argv",
+        "env",
+        "cwd",
+        "isolation",
+        "take_tty",
+        "uid",
+        "gid",
+        "groups",
+        "umask",
+        "fds",
+        "close_fds",
+        "exact_signals",
+    )
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,  # None: pyinit's own environment
+        cwd: str | None = None,
+        isolation: Isolation = "new-session",
+        take_tty: bool = False,  # become the terminal's foreground job if fd 0 is a tty
+        uid: int | None = None,
+        gid: int | None = None,
+        groups: Sequence[int] | None = None,
+        umask: int | None = None,
+        fds: Mapping[int, int] | None = None,
+        close_fds: bool = True,
+        # Reset glibc's internal signals (32, 33) too: posix_spawn leaves them
+        # ignored in the child, which only a fork can avoid. For the one command
+        # of wrapper mode, which must start exactly as under tini.
+        exact_signals: bool = False,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.isolation = isolation
+        self.take_tty = take_tty
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.umask = umask
+        self.fds: Mapping[int, int] = fds or {}
+        self.close_fds = close_fds
+        self.exact_signals = exact_signals
 
 
 class SpawnError(Exception):
-    """The child was forked but never reached exec; ``pid`` still has to be reaped."""
+    """The command could not be started. ``pid``, when not None, is a forked child
+    that never reached exec and still has to be reaped."""
 
-    def __init__(self, pid: int, argv0: str, stage: str, err: int, subject: str = "") -> None:
+    def __init__(
+        self, pid: int | None, argv0: str, stage: str, err: int, subject: str = ""
+    ) -> None:
         self.pid = pid
         self.argv0 = argv0
         self.stage = stage
@@ -104,11 +147,124 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
 
 
 def spawn(spec: SpawnSpec) -> int:
-    """Fork and exec ``spec``; return the pid once exec succeeded.
+    """Start ``spec``; return the pid once exec succeeded, or raise SpawnError.
 
-    Raises SpawnError when exec or the set-up before it failed. Signals are
-    blocked across the fork so none is handled in the child by pyinit's handler
-    (it would write into pyinit's wake-up pipe) before the defaults are restored.
+    The common case (no working directory, user, umask or terminal to set up)
+    goes through posix_spawn: glibc's vfork-style clone copies nothing and runs
+    no Python in the child, so starting 50 services or 100 exec probes a second
+    does not stall the loop. Anything else forks and prepares the child by hand.
+    """
+    if _simple(spec):
+        return _posix_spawn(spec)
+    return _fork_exec(spec)
+
+
+def _simple(spec: SpawnSpec) -> bool:
+    if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
+        return False
+    if spec.uid is not None or spec.gid is not None or spec.groups is not None:
+        return False
+    if spec.take_tty and os.isatty(0):
+        return False
+    # dup2 actions run in order: a target that is also another mapping's source
+    # would be clobbered; the fork path stages them safely.
+    sources = set(spec.fds.values())
+    return not any(t in sources and spec.fds[t] != t for t in spec.fds)
+
+
+# Signals whose disposition the child must get back to default: the ones pyinit
+# catches, and SIGPIPE/SIGXFSZ, which Python itself ignores at start-up.
+_RESET = None
+
+
+def _reset_signals() -> list[int]:
+    global _RESET
+    if _RESET is None:
+        _RESET = catchable_signals()
+    return _RESET
+
+
+def _posix_spawn(spec: SpawnSpec) -> int:
+    actions: list[tuple[int, int, int] | tuple[int, int]] = [
+        (os.POSIX_SPAWN_DUP2, source, target) for target, source in spec.fds.items()
+    ]
+    if spec.close_fds:
+        for fd in _inheritable_fds():
+            if fd > 2 and fd not in spec.fds:
+                actions.append((os.POSIX_SPAWN_CLOSE, fd))
+    env = os.environ if spec.env is None else spec.env
+    argv = list(spec.argv)
+    try:
+        return _posix_spawnp(spec, argv, env, actions)
+    except OSError as exc:
+        err = exc.errno or errno.EINVAL
+        if err == errno.ENOEXEC:
+            path = _which(argv[0], env)
+            if path is not None:
+                try:
+                    return _posix_spawnp(spec, ["/bin/sh", path, *argv[1:]], env, actions)
+                except OSError:
+                    pass
+        raise SpawnError(None, argv[0], "exec", err) from None
+
+
+def _posix_spawnp(
+    spec: SpawnSpec,
+    argv: list[str],
+    env: Mapping[str, str],
+    actions: list[tuple[int, int, int] | tuple[int, int]],
+) -> int:
+    if spec.isolation == "new-group":
+        return os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=actions,
+            setpgroup=0,
+            setsigmask=(),
+            setsigdef=_reset_signals(),
+        )
+    return os.posix_spawnp(
+        argv[0],
+        argv,
+        env,
+        file_actions=actions,
+        setsid=spec.isolation == "new-session",
+        setsigmask=(),
+        setsigdef=_reset_signals(),
+    )
+
+
+def _inheritable_fds() -> list[int]:
+    """Our fds that would survive exec (pyinit's own are all close-on-exec)."""
+    found = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    for name in names:
+        fd = int(name)
+        try:
+            if os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:
+            pass  # the directory's own fd, closed by now
+    return found
+
+
+def _which(name: str, env: Mapping[str, str]) -> str | None:
+    import shutil
+
+    return name if "/" in name else shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+def _fork_exec(spec: SpawnSpec) -> int:
+    """Fork, set the child up (session, terminal, fds, user, directory), exec.
+
+    Signals are blocked across the fork so none is handled in the child by
+    pyinit's handler (it would write into pyinit's wake-up pipe) before the
+    defaults are restored. The parent waits on a close-on-exec pipe: EOF means
+    exec succeeded; otherwise the child writes which step failed and why.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     all_signals = signal.valid_signals()
@@ -170,7 +326,8 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
                 except OSError:
                     pass
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-        _arrange_fds(spec.fds, err_w)
+        if spec.fds or spec.close_fds:
+            _arrange_fds(spec.fds, err_w, spec.close_fds)
         if spec.umask is not None:
             os.umask(spec.umask)
         stage = "user"
@@ -212,11 +369,8 @@ def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - 
     earlier PATH candidate was missing, so the first executable file found on
     PATH is the one that failed. Raises the original error if sh cannot run.
     """
-    import shutil
-
     env = os.environ if spec.env is None else spec.env
-    name = spec.argv[0]
-    path = name if "/" in name else shutil.which(name, path=env.get("PATH", os.defpath))
+    path = _which(spec.argv[0], env)
     if path is None:
         raise exc
     try:
@@ -225,8 +379,8 @@ def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - 
         raise exc from None
 
 
-def _arrange_fds(fds: Mapping[int, int], err_w: int) -> None:  # pragma: no cover
-    """dup2 the wanted fds into place, then close everything else above 2."""
+def _arrange_fds(fds: Mapping[int, int], err_w: int, close_rest: bool) -> None:  # pragma: no cover
+    """dup2 the wanted fds into place, then (``close_rest``) close the rest above 2."""
     # Move sources out of the way first, so that one mapping's target cannot
     # clobber another mapping's source.
     import fcntl
@@ -236,6 +390,8 @@ def _arrange_fds(fds: Mapping[int, int], err_w: int) -> None:  # pragma: no cove
     for target, source in staged.items():
         os.dup2(source, target, inheritable=True)
         os.close(source)
+    if not close_rest:
+        return
     keep = sorted({t for t in staged if t > 2} | {err_w})
     low = 3
     for fd in keep:

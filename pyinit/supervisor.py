@@ -286,7 +286,8 @@ class Supervisor:
             )
             pid = spawn(spec)
         except SpawnError as exc:
-            self.owners[exc.pid] = None  # reaped quietly: its failure is reported here
+            if exc.pid is not None:  # reaped quietly: its failure is reported here
+                self.owners[exc.pid] = None
             self._close_pipes(pipes)
             rt.monitor.spawn_failed()
             self._feed(
@@ -500,7 +501,8 @@ class Supervisor:
         try:
             main.pid = spawn(spec)
         except SpawnError as exc:
-            self.owners[exc.pid] = None
+            if exc.pid is not None:
+                self.owners[exc.pid] = None
             self.log(str(exc))
             main.status = ExitStatus(code=exc.exit_code)
             self._begin_shutdown(exc.exit_code)

@@ -2,50 +2,95 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from pyinit import proctree
-from pyinit.loop import EventLoop, Timer
-from pyinit.reaper import PR_SET_PDEATHSIG, ExitStatus, become_subreaper, prctl, reap
+from pyinit.reaper import PR_SET_PDEATHSIG, become_subreaper, prctl, reap
 from pyinit.signals import (
     JOB_CONTROL_STOPS,
     SHUTDOWN_SIGNALS,
-    SignalIntake,
+    SignalWaiter,
     catchable_signals,
     ignored_during,
     signal_name,
 )
-from pyinit.spawn import Isolation, SpawnError, SpawnSpec, spawn
+from pyinit.spawn import SpawnError, SpawnSpec, spawn
+
+# Annotations only: typing and dataclasses would cost start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from pyinit.reaper import ExitStatus
+    from pyinit.spawn import Isolation
 
 KILL_WAIT_LIMIT = 2.0
 
 
-@dataclass(frozen=True)
 class WrapperOptions:
-    argv: list[str]
-    name: str = "pyinit"  # log prefix: pyinit, tini or dumb-init
-    isolation: Isolation = "new-session"
-    forward_to_group: bool = True
-    rewrite: Mapping[int, int] = field(default_factory=dict)  # 0 drops the signal
-    remap_exit: frozenset[int] = frozenset()
-    # After CMD exits: None exits at once (tini, dumb-init); a number stops every
-    # process left, waiting that many seconds before SIGKILL.
-    grace: float | None = 5.0
-    term_group_on_exit: bool = False  # dumb-init: SIGTERM the group as CMD exits
-    suspend_on_job_control: bool = True  # dumb-init: stop ourselves on TSTP/TTIN/TTOU
-    ignored_signals: frozenset[int] = frozenset()  # tini ignores TTIN and TTOU
-    subreaper: bool = True
-    warn_not_reaper: bool = False  # tini warns when it cannot reap orphans
-    warn_on_reap: bool = False  # tini -w
-    parent_death_signal: int | None = None
-    verbosity: int = 0
-    # The exit code when CMD cannot be started; None: 127/126 as a shell would.
-    exec_failure_code: Callable[[SpawnError], int] | None = None
+    """How to run the one command; each personality fills it in its own way."""
+
+    __slots__ = (
+        "argv",
+        "name",
+        "isolation",
+        "forward_to_group",
+        "rewrite",
+        "remap_exit",
+        "grace",
+        "term_group_on_exit",
+        "suspend_on_job_control",
+        "ignored_signals",
+        "subreaper",
+        "warn_not_reaper",
+        "warn_on_reap",
+        "parent_death_signal",
+        "verbosity",
+        "exec_failure_code",
+    )
+
+    def __init__(
+        self,
+        argv: list[str],
+        name: str = "pyinit",  # log prefix: pyinit, tini or dumb-init
+        isolation: Isolation = "new-session",
+        forward_to_group: bool = True,
+        rewrite: Mapping[int, int] | None = None,  # 0 drops the signal
+        remap_exit: frozenset[int] = frozenset(),
+        # After CMD exits: None exits at once (tini, dumb-init); a number stops
+        # every process left, waiting that many seconds before SIGKILL.
+        grace: float | None = 5.0,
+        term_group_on_exit: bool = False,  # dumb-init: SIGTERM the group as CMD exits
+        suspend_on_job_control: bool = True,  # dumb-init: stop ourselves on TSTP/TTIN/TTOU
+        ignored_signals: frozenset[int] = frozenset(),  # tini ignores TTIN and TTOU
+        subreaper: bool = True,
+        warn_not_reaper: bool = False,  # tini warns when it cannot reap orphans
+        warn_on_reap: bool = False,  # tini -w
+        parent_death_signal: int | None = None,
+        verbosity: int = 0,
+        # The exit code when CMD cannot be started; None: 127/126 as a shell would.
+        exec_failure_code: Callable[[SpawnError], int] | None = None,
+    ) -> None:
+        self.argv = argv
+        self.name = name
+        self.isolation: Isolation = isolation
+        self.forward_to_group = forward_to_group
+        self.rewrite: Mapping[int, int] = rewrite or {}
+        self.remap_exit = remap_exit
+        self.grace = grace
+        self.term_group_on_exit = term_group_on_exit
+        self.suspend_on_job_control = suspend_on_job_control
+        self.ignored_signals = ignored_signals
+        self.subreaper = subreaper
+        self.warn_not_reaper = warn_not_reaper
+        self.warn_on_reap = warn_on_reap
+        self.parent_death_signal = parent_death_signal
+        self.verbosity = verbosity
+        self.exec_failure_code = exec_failure_code
 
 
 class Tracer:
@@ -68,12 +113,15 @@ class Wrapper:
     def __init__(self, options: WrapperOptions) -> None:
         self.opts = options
         self.trace = Tracer(options.name, options.verbosity)
-        self.loop = EventLoop()
+        self.verbose = options.verbosity >= 1  # guards the hot paths' f-strings
         self.child_pid: int | None = None
         self.child_status: ExitStatus | None = None
         self.draining = False
         self._drain_started = 0.0
-        self._kill_timer: Timer | None = None
+        self._running = False
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []  # (when, seq, call)
+        self._seq = 0
+        self._killing = False
         self.exit_code = 0
 
     # -- set-up ------------------------------------------------------------
@@ -97,8 +145,7 @@ class Wrapper:
         for signum in opts.ignored_signals:
             signal.signal(signum, signal.SIG_IGN)
         wanted = [s for s in catchable_signals() if s not in opts.ignored_signals]
-        self.intake = SignalIntake(wanted)
-        self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        self.waiter = SignalWaiter(wanted)
 
     def _release_tty(self) -> bool:
         """Give up our controlling terminal so the child's new session can take it."""
@@ -117,7 +164,15 @@ class Wrapper:
     def run(self) -> int:
         self._prepare()
         take_tty = self._release_tty() or (self.opts.isolation == "new-group" and os.isatty(0))
-        spec = SpawnSpec(argv=self.opts.argv, isolation=self.opts.isolation, take_tty=take_tty)
+        # Inherited fds pass through (socket activation, --preserve-fds), as with
+        # tini and dumb-init; pyinit's own fds are all close-on-exec.
+        spec = SpawnSpec(
+            argv=self.opts.argv,
+            isolation=self.opts.isolation,
+            take_tty=take_tty,
+            close_fds=False,
+            exact_signals=True,
+        )
         try:
             self.child_pid = spawn(spec)
         except SpawnError as exc:
@@ -128,19 +183,45 @@ class Wrapper:
         except OSError as exc:
             self.trace(f"cannot start {self.opts.argv[0]!r}: {exc.strerror}", 0)
             return 126
-        where = {"new-session": "session", "new-group": "group", "inherit": "pyinit's group"}
-        self.trace(
-            f"started {self.opts.argv[0]} (pid {self.child_pid}, {where[self.opts.isolation]})"
-        )
-        # A child that died before the loop started already raised SIGCHLD into
-        # the wake-up pipe, so nothing is missed by starting the loop now.
-        self.loop.run()
+        if self.verbose:
+            where = {"new-session": "session", "new-group": "group", "inherit": "pyinit's group"}
+            self.trace(
+                f"started {self.opts.argv[0]} (pid {self.child_pid}, {where[self.opts.isolation]})"
+            )
+        # A child that died already left SIGCHLD pending: nothing is missed.
+        self._loop()
         return self.exit_code
 
-    # -- events ------------------------------------------------------------
-    def _on_signals(self) -> None:
-        self.intake.drain(self._on_signal)
+    # -- the loop: signals and a few deadlines -----------------------------------
+    def _loop(self) -> None:
+        self._running = True
+        while self._running:
+            timeout = None
+            if self._timers:
+                timeout = self._timers[0][0] - time.monotonic()
+            for signum in self.waiter.wait(timeout):
+                self._guarded(self._on_signal, signum)
+                if not self._running:
+                    return
+            now = time.monotonic()
+            while self._running and self._timers and self._timers[0][0] <= now:
+                _, _, call = heapq.heappop(self._timers)
+                self._guarded(call)
 
+    def _call_later(self, delay: float, call: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, call))
+
+    def _guarded(self, call: Callable[..., None], *args: int) -> None:
+        # PID 1 must not die of its own bug: report it and keep serving.
+        try:
+            call(*args)
+        except Exception:
+            import traceback
+
+            self.trace("internal error (continuing):\n" + traceback.format_exc(), 0)
+
+    # -- events ------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             self._reap()
@@ -157,21 +238,21 @@ class Wrapper:
         return self.child_pid, f"pid {self.child_pid}"
 
     def _forward(self, signum: int) -> None:
-        name = signal_name(signum)
         if self.child_pid is None or self.child_status is not None:
-            self.trace(f"{name} received; no command to forward it to")
+            self.trace(f"{signal_name(signum)} received; no command to forward it to")
             return
         sent = self.opts.rewrite.get(signum, signum)
         if sent == 0:
-            self.trace(f"{name} received; dropped (rewritten to 0)")
+            self.trace(f"{signal_name(signum)} received; dropped (rewritten to 0)")
             return
         target, label = self._target()
-        via = f" as {signal_name(sent)}" if sent != signum else ""
         try:
-            os.kill(target, sent)
-            self.trace(f"{name} received; forwarded{via} to {label}")
+            os.kill(target, sent)  # first: the trace below must not add latency
+            if self.verbose:
+                via = f" as {signal_name(sent)}" if sent != signum else ""
+                self.trace(f"{signal_name(signum)} received; forwarded{via} to {label}")
         except ProcessLookupError:
-            self.trace(f"{name} received; {label} is already gone")
+            self.trace(f"{signal_name(signum)} received; {label} is already gone")
         if signum in JOB_CONTROL_STOPS and self.opts.suspend_on_job_control:
             # As dumb-init does: the job is stopped, so stop ourselves too and let
             # the shell's SIGCONT wake both. The kernel ignores this as PID 1.
@@ -187,13 +268,14 @@ class Wrapper:
 
     def _reap(self) -> None:
         reaped, none_left = reap()
+        trace_orphans = self.verbose or self.opts.warn_on_reap
         for item in reaped:
             if item.pid == self.child_pid:
                 self.child_status = item.status
                 self.trace(
                     f"{self.opts.argv[0]} (pid {item.pid}) exited ({item.status.describe()})"
                 )
-            else:
+            elif trace_orphans:
                 self.trace(f"reaped orphan pid {item.pid} ({item.status.describe()})")
                 if self.opts.warn_on_reap:
                     self.trace(f"warning: reaped zombie process pid {item.pid}", 0)
@@ -228,16 +310,17 @@ class Wrapper:
             f"{count} process(es) left; sent SIGTERM, SIGKILL in {self.opts.grace:g}s "
             "if still running"
         )
-        self._kill_timer = self.loop.call_later(self.opts.grace, self._kill_remaining)
+        self._call_later(self.opts.grace, self._kill_remaining)
 
     def _kill_remaining(self) -> None:
-        if self._kill_timer is not None:
-            self._kill_timer.cancel()
+        if self._killing or not self._running:
+            return
+        self._killing = True
         count = proctree.signal_descendants(signal.SIGKILL)
         self.trace(f"sent SIGKILL to {count} process(es) still running")
         # SIGKILL cannot be refused, but a process in uninterruptible sleep may take
         # its time; do not hold the container hostage for it.
-        self.loop.call_later(KILL_WAIT_LIMIT, self._give_up)
+        self._call_later(KILL_WAIT_LIMIT, self._give_up)
 
     def _give_up(self) -> None:
         self.trace(f"processes still present {KILL_WAIT_LIMIT:g}s after SIGKILL; exiting anyway", 0)
@@ -248,4 +331,4 @@ class Wrapper:
             took = time.monotonic() - self._drain_started
             self.trace(f"all processes gone after {took:.2f}s")
         self.trace(f"exiting with status {self.exit_code}")
-        self.loop.stop()
+        self._running = False
