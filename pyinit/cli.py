@@ -14,7 +14,7 @@ import sys
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
-from pyinit.signals import parse_signal
+from pyinit.signals import catchable_signals, parse_signal, signal_name
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:
@@ -74,9 +74,14 @@ def parse_rewrite(text: str) -> tuple[int, int]:
     if not sep:
         raise UsageError(f"--rewrite expects FROM:TO, e.g. TERM:QUIT or 15:0; got {text!r}")
     try:
-        return parse_signal(source), parse_signal(target, allow_zero=True)
+        source_num, target_num = parse_signal(source), parse_signal(target, allow_zero=True)
     except ValueError as exc:
         raise UsageError(f"--rewrite {text}: {exc}") from None
+    if source_num not in catchable_signals() or source_num == signal.SIGCHLD:
+        # KILL and STOP never reach pyinit, CHLD is its own, the faults are left
+        # alone: a rule for them could never apply.
+        raise UsageError(f"--rewrite {text}: pyinit never forwards {signal_name(source_num)}")
+    return source_num, target_num
 
 
 def parse_exit_code(text: str, flag: str) -> int:

@@ -22,7 +22,7 @@ def write_snapshot(directory: str, snapshot: Snapshot) -> None:
     path = os.path.join(directory, STATUS_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(snapshot, f, indent=1, sort_keys=True)
+        json.dump(snapshot, f, sort_keys=True)
     os.replace(tmp, path)
 
 

@@ -105,6 +105,7 @@ class Supervisor:
         self.owners = {}
         self._runtime_dir: str | None = None
         self._last_snapshot = ""
+        self._status_pending = False
         self._reconciling = False
         self._reconcile_again = False
         # Called after every settled change of state (the control server's waiters).
@@ -793,11 +794,19 @@ class Supervisor:
         }
 
     def _publish_status(self) -> None:
-        import json
-
-        snapshot = self.snapshot()
         for hook in self.change_hooks:
             hook()
+        # The file is written at most once per pass of the loop: a burst of changes
+        # (100 services becoming ready together) costs one write, not 100.
+        if not self._status_pending:
+            self._status_pending = True
+            self.loop.call_later(0, self._write_status)
+
+    def _write_status(self) -> None:
+        import json
+
+        self._status_pending = False
+        snapshot = self.snapshot()
         # uptime moves on its own; only a change of anything else is worth a write
         stable = {
             **snapshot,
