@@ -449,7 +449,7 @@ class _Loader:
         assert self.yaml is not None
         try:
             value: object = self.yaml.construct_object(node, deep=True)
-        except yaml.YAMLError:
+        except Exception:  # `!!timestamp x`, `!!int x`, an int() of 4300+ digits...
             return node.value
         return value
 
@@ -580,8 +580,12 @@ class _Loader:
         scalar = self.scalar(node, key)
         value = scalar.value if scalar is not None else None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+            if math.isfinite(number):
+                return number
             self.add(node, key, f"expected a finite number; got {scalar.text if scalar else value}")
             return None
         if scalar is not None or not isinstance(node, yaml.ScalarNode):
@@ -1067,9 +1071,9 @@ class _Loader:
             if not sep or not _DIGITS.match(port_text) or not _HOST.match(host):
                 self.add(node, key, f"expected {_TCP_WHAT}; got {text!r}")
                 return None
-        port = int(port_text)
+        port = int(port_text) if len(port_text) <= 20 else 0  # int() refuses 4300+ digits
         if not 1 <= port <= 65535:
-            self.add(node, key, f"port {port} is out of range 1-65535")
+            self.add(node, key, f"port {port_text.lstrip('0') or '0'} is out of range 1-65535")
             return None
         return Probe("tcp", host=host or "127.0.0.1", port=port)
 

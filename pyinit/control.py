@@ -107,6 +107,8 @@ def parse_request(line: bytes) -> Request:
         return Request(cmd, services=[name], lines=lines)
     # wait
     timeout = obj.get("timeout", DEFAULT_WAIT_TIMEOUT)
+    if isinstance(timeout, int) and not isinstance(timeout, bool):
+        timeout = max(-1, min(timeout, int(MAX_WAIT_TIMEOUT)))  # float(10**400) overflows
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, int | float)
