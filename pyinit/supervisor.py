@@ -695,7 +695,9 @@ class Supervisor:
                     for d in self.dependants_of(name)
                     if d in self.stop_set and self.services[d].machine.state.alive
                 ]
-                if state is not State.STOPPING and not blocking:
+                # Already stopping because it was found failing (unhealthy...)? The
+                # request still has to reach it, or its exit becomes a restart.
+                if not blocking and not rt.machine.stop_requested:
                     self._feed(rt, Event(EventKind.STOP))
                 continue
             self.stop_set.discard(name)
