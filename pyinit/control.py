@@ -19,6 +19,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,6 +35,8 @@ MAX_REQUEST = 64 * 1024  # bytes, newline included
 REQUEST_TIMEOUT = 5.0  # a client has this long to send its whole request line
 WRITE_TIMEOUT = 5.0  # an answer that makes no progress for this long is dropped
 MAX_CONNECTIONS = 64  # beyond this, new connections are accepted and closed at once
+ACCEPT_PAUSE = 0.1  # accept failed (out of file descriptors): stop accepting this long
+ACCEPT_LOG_EVERY = 10.0  # and say so at most this often
 DEFAULT_LOG_LINES = 100
 DEFAULT_WAIT_TIMEOUT = 60.0
 MAX_WAIT_TIMEOUT = 7 * 24 * 3600.0
@@ -202,6 +205,8 @@ class ControlServer:
         self.uid = os.getuid()
         self.conns: dict[int, _Connection] = {}
         self.refused = 0
+        self._paused: Timer | None = None  # accepting paused: out of file descriptors
+        self._accept_logged = float("-inf")
         self.sock = socket.socket(
             socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
         )
@@ -253,6 +258,8 @@ class ControlServer:
             self.sup.change_hooks.remove(self._on_change)
         for conn in list(self.conns.values()):
             self._drop(conn)
+        if self._paused is not None:
+            self._paused.cancel()
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
         try:
@@ -269,9 +276,16 @@ class ControlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE, ENOBUFS...: the pending connection stays queued; say so once
-                # per wake and let the loop go on.
-                self.sup.log(f"control socket: accept failed: {exc}")
+                # EMFILE, ENOBUFS...: the pending connection stays queued and the
+                # listener readable; without a pause the loop would spin (and log)
+                # until fds free up. Resume on a timer; say so at most every 10s.
+                now = time.monotonic()
+                quiet = now - self._accept_logged < ACCEPT_LOG_EVERY
+                if not quiet:
+                    self._accept_logged = now
+                self.sup.log(f"control socket: accept failed: {exc}; retrying", int(quiet))
+                self.loop.remove_reader(self.sock.fileno())
+                self._paused = self.loop.call_later(ACCEPT_PAUSE, self._resume)
                 return
             sock.setblocking(False)
             if len(self.conns) >= MAX_CONNECTIONS:
@@ -291,6 +305,11 @@ class ControlServer:
                 continue
             self.loop.add_reader(conn.fd, partial(self._on_readable, conn))
             conn.timer = self.loop.call_later(REQUEST_TIMEOUT, partial(self._drop, conn))
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self.sock.fileno() >= 0:
+            self.loop.add_reader(self.sock.fileno(), self._on_accept)
 
     def _drop(self, conn: _Connection) -> None:
         if self.conns.pop(conn.fd, None) is None:

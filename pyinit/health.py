@@ -196,10 +196,15 @@ class ExecProbe(ProbeRun):
         self._pid: int | None = None
         self._output = b""
         self._killed = False
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self._read_fd: int | None = read_fd
+        self._read_fd: int | None = None
+        to_close: list[int] = []
         try:
+            # Out of file descriptors (EMFILE) here is a failed try like any other,
+            # not an exception that would stop the healthcheck's timer for good.
+            self._read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+            to_close.append(write_fd)
+            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            to_close.append(devnull)
             spec = SpawnSpec(
                 argv=probe.command, env=env, cwd=cwd, fds={0: devnull, 1: write_fd, 2: write_fd}
             )
@@ -213,12 +218,12 @@ class ExecProbe(ProbeRun):
             reason = f"cannot start: {exc.strerror or exc}"
             loop.call_later(0, lambda: self._finish(False, reason))
         finally:
-            os.close(write_fd)
-            os.close(devnull)
-        if self._pid is not None:
+            for fd in to_close:
+                os.close(fd)
+        if self._pid is not None and self._read_fd is not None:
             register(self._pid, self._on_exit)
-            os.set_blocking(read_fd, False)
-            loop.add_reader(read_fd, self._on_output)
+            os.set_blocking(self._read_fd, False)
+            loop.add_reader(self._read_fd, self._on_output)
 
     def _on_output(self) -> None:
         self._read_available()

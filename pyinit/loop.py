@@ -96,20 +96,29 @@ class EventLoop:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 timer.cancelled = True
-                self._guarded(timer.callback)
+                self.guarded(timer.callback)
 
     # -- running -----------------------------------------------------------
     def stop(self) -> None:
         self._running = False
 
-    def _guarded(self, callback: Callback) -> None:
-        # PID 1 must not die of its own bug: report it and keep serving.
+    def guarded(self, callback: Callback) -> None:
+        """Run ``callback``; PID 1 must not die of its own bug: report it and go on."""
         try:
             callback()
-        except Exception:
-            import traceback
+        except Exception as exc:
+            try:
+                # Imported late (start-up time). The import itself can fail, say
+                # when pyinit is out of file descriptors: a bare line then.
+                import traceback
 
-            sys.stderr.write("pyinit: internal error (continuing):\n" + traceback.format_exc())
+                detail = traceback.format_exc()
+            except Exception:
+                detail = f"{exc!r}\n"
+            try:
+                sys.stderr.write("pyinit: internal error (continuing):\n" + detail)
+            except Exception:
+                pass  # no stderr (closed, gone): the loop still goes on
 
     def run(self) -> None:
         self._running = True
@@ -120,9 +129,9 @@ class EventLoop:
             for key, mask in events:
                 fd = key.fd
                 if mask & selectors.EVENT_READ and fd in self._readers:
-                    self._guarded(self._readers[fd])
+                    self.guarded(self._readers[fd])
                 if mask & selectors.EVENT_WRITE and fd in self._writers:
-                    self._guarded(self._writers[fd])
+                    self.guarded(self._writers[fd])
                 if not self._running:
                     break
             # A callback may have stopped the loop: then no timer may fire after

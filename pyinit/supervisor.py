@@ -49,6 +49,12 @@ from pyinit.status import remove_snapshot, write_snapshot
 SWEEP_GRACE = 2.0
 KILL_WAIT_LIMIT = 2.0
 
+# Test-only fault injection, for tests/e2e/test_faults.py: PYINIT_TEST_FAULT=SIGWINCH
+# (any signal name) makes handling that signal raise RuntimeError("injected fault"),
+# to check that an exception inside a handler is reported and the loop goes on
+# serving. Read once; unset, it costs one comparison per signal.
+_TEST_FAULT = os.environ.get("PYINIT_TEST_FAULT", "")
+
 
 @dataclass
 class ServiceRuntime:
@@ -271,7 +277,9 @@ class Supervisor:
                 uid, gid, groups = resolve_user(cfg.user)
             fds = {0: self._devnull}
             if capture:
-                pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+                # One at a time: out of fds, the second fails and the first is closed.
+                pipes.append(os.pipe2(os.O_CLOEXEC))
+                pipes.append(os.pipe2(os.O_CLOEXEC))
                 fds[1], fds[2] = pipes[0][1], pipes[1][1]
             env = dict(os.environ)
             env.update(cfg.environment)
@@ -330,10 +338,15 @@ class Supervisor:
 
     # -- signals and children --------------------------------------------------
     def _on_signals(self) -> None:
-        self.intake.drain(self._on_signal)
+        # Each signal guarded on its own: a bug in one handler must not lose the
+        # others read in the same batch (a SIGCHLD among them would leave an exit
+        # unrouted until the next one).
+        self.intake.drain(lambda signum: self.loop.guarded(lambda: self._on_signal(signum)))
         self._reconcile()
 
     def _on_signal(self, signum: int) -> None:
+        if _TEST_FAULT and _TEST_FAULT == signal_name(signum):
+            raise RuntimeError("injected fault")
         if signum == signal.SIGCHLD:
             self._reap()
         elif signum in SHUTDOWN_SIGNALS:
