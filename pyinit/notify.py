@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 
 from pyinit.loop import EventLoop
+from pyinit.proctree import SESSION, stat_field
 
 MAX_DATAGRAM = 4096
 _UCRED = struct.Struct("3i")  # pid, uid, gid
@@ -41,16 +42,7 @@ def runtime_dir() -> str:
 
 
 def session_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[3])  # state, ppid, pgrp, session
-    except (IndexError, ValueError):
-        return None
+    return stat_field(pid, SESSION)
 
 
 class NotifySocket:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 
+# Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, ...
+PPID, SESSION = 1, 3
 
-def _parent_of(pid: int) -> int | None:
+
+def stat_field(pid: int, index: int) -> int | None:
+    """A numeric field of /proc/<pid>/stat (PPID, SESSION), or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name may hold spaces or parentheses: the fields resume after
-    # the last ')'. Field 4 (index 1 after the split) is the parent pid.
+    # the last ')'.
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return int(fields[1])
+        return int(fields[index])
     except (IndexError, ValueError):
         return None
 
@@ -28,7 +32,7 @@ def descendants(root: int | None = None) -> list[int]:
         if not entry.isdigit():
             continue
         pid = int(entry)
-        ppid = _parent_of(pid)
+        ppid = stat_field(pid, PPID)
         if ppid is not None:
             children.setdefault(ppid, []).append(pid)
     found: list[int] = []
