@@ -97,10 +97,23 @@ def _describe(service: ServiceConfig) -> str:
         parts.append("critical")
     if service.stop_signal != 15:
         parts.append(f"stop_signal {signal_name(service.stop_signal)}")
-    if service.environment:
+    if service.user:
+        parts.append(f"user {service.user}")
+    if service.no_new_privs:
+        parts.append("no_new_privs")
+    if service.umask is not None:
+        parts.append(f"umask {service.umask:04o}")
+    if service.ulimits:
+        shown = ", ".join(f"{n} {_limit(s)}:{_limit(h)}" for n, s, h in service.ulimits)
+        parts.append(f"ulimits {shown}")
+    if service.environment:  # how many, never a value: they may be secrets
         n = len(service.environment)
         parts.append(f"{n} environment variable{'s' if n != 1 else ''}")
     return ", ".join(parts)
+
+
+def _limit(value: int) -> str:
+    return "unlimited" if value < 0 else str(value)
 
 
 _COMMAND_WIDTH = 40  # longer probe commands are cut, keeping a summary line readable

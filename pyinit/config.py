@@ -9,6 +9,7 @@ import difflib
 import math
 import os
 import re
+import resource
 import shlex
 import signal
 import urllib.parse
@@ -135,9 +136,15 @@ class ServiceConfig:
     type: ServiceType = ServiceType.LONGRUN
     depends_on: tuple[Dependency, ...] = ()
     # env_file entries first, then ``environment``; applied over pyinit's own env.
-    environment: Mapping[str, str] = field(default_factory=dict)
+    # Never in a repr: the values may be secrets (pyinit prints no environment value).
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
     working_dir: str | None = None
     user: str | None = None  # "name", "uid", "name:group" or "uid:gid"; resolved at start
+    # Hardening, applied in the child before exec: PR_SET_NO_NEW_PRIVS, the file
+    # mode creation mask, and resource limits as (name, soft, hard), -1 = unlimited.
+    no_new_privs: bool = False
+    umask: int | None = None
+    ulimits: tuple[tuple[str, int, int], ...] = ()
     restart: RestartPolicy = RestartPolicy.NO
     backoff: Backoff = Backoff()
     start_limit: StartLimit = StartLimit()
@@ -214,7 +221,14 @@ _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
 class InterpolationError(ValueError):
-    """A malformed ``$`` expression, or a required variable that is not set."""
+    """A malformed ``$`` expression, or a required variable that is not set.
+
+    ``quotes_text``: the message shows part of the string, which must not be printed
+    for an environment value (it may be a secret)."""
+
+    def __init__(self, message: str, quotes_text: bool = True) -> None:
+        super().__init__(message)
+        self.quotes_text = quotes_text
 
 
 def interpolate(text: str, environ: Mapping[str, str]) -> str:
@@ -295,7 +309,8 @@ def _expand(body: str, environ: Mapping[str, str]) -> str:
     state = "is empty" if value == "" else "is not set"
     message = interpolate(arg, environ).strip()
     raise InterpolationError(
-        f"required variable {name} {state}" + (f": {message}" if message else "")
+        f"required variable {name} {state}" + (f": {message}" if message else ""),
+        quotes_text=False,
     )
 
 
@@ -319,6 +334,9 @@ _SERVICE_KEYS = (
     "env_file",
     "working_dir",
     "user",
+    "no_new_privs",
+    "umask",
+    "ulimits",
     "restart",
     "backoff",
     "start_limit",
@@ -348,6 +366,14 @@ _READY_KEYS = (*_READY_SOURCES, "watchdog", "expect_status", "interval", "probe_
 _TCP_WHAT = "a port number or host:port"
 _URL_WHAT = "a URL such as http://127.0.0.1:8000/health"
 _DIGITS = re.compile(r"[0-9]+\Z")
+_OCTAL_MODE = re.compile(r"[0-7]{1,4}\Z")
+# Compose's ulimits names are the RLIMIT_* constants without the prefix, lower case.
+_ULIMIT_NAMES = tuple(
+    sorted(n[7:].lower() for n in dir(resource) if n.startswith("RLIMIT_") and n != "RLIMIT_OFILE")
+)
+_ULIMIT_WHAT = "a whole number >= 0, or unlimited"
+_UNLIMITED = -1  # as Docker's --ulimit writes it
+_LIMIT_MAX = 2**63 - 1  # what setrlimit takes from Python (a C long long)
 _HOST = re.compile(r"[^\s/\[\]]*\Z")  # empty: the default, 127.0.0.1
 
 
@@ -384,11 +410,54 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def user_switch_problem(user: str, euid: int, egid: int) -> str | None:
+    """Why a process running as ``euid``:``egid`` cannot start a service as ``user``,
+    or None: only root may switch to another uid or gid. A ``user`` naming pyinit's
+    own uid (and its own gid, or none) switches nothing. Names are looked up in the
+    passwd and group files; an unknown one cannot be pyinit's own."""
+    if euid == 0:
+        return None
+    import grp
+    import pwd
+
+    who, _, group = user.partition(":")
+    uid: int | None
+    if who.isdigit():
+        uid = int(who)
+    else:
+        try:
+            uid = pwd.getpwnam(who).pw_uid
+        except KeyError:
+            uid = None
+    if uid != euid:
+        return f"switching to another user needs root; pyinit runs as uid {euid}"
+    if group:
+        gid: int | None
+        if group.isdigit():
+            gid = int(group)
+        else:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                gid = None
+        if gid != egid:
+            return f"switching to another group needs root; pyinit runs as uid {euid}, gid {egid}"
+    return None
+
+
 class _Loader:
-    def __init__(self, text: str, path: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        text: str,
+        path: str,
+        environ: Mapping[str, str],
+        ids: tuple[int, int] | None = None,
+    ) -> None:
         self.source = text
         self.path = path
         self.environ = environ
+        # Whom pyinit runs as (euid, egid): only root may set another `user:`.
+        self.euid, self.egid = (os.geteuid(), os.getegid()) if ids is None else ids
         self.base_dir = os.path.dirname(path)
         self.problems: list[Problem] = []
         self.yaml: yaml.SafeLoader | None = None
@@ -482,7 +551,9 @@ class _Loader:
 
     # -- typed readers (each returns None after reporting a problem) ---------------------
 
-    def scalar(self, node: yaml.Node, key: str) -> _Scalar | None:
+    def scalar(self, node: yaml.Node, key: str, secret: bool = False) -> _Scalar | None:
+        """The node's value, interpolated. ``secret``: an environment value, never
+        quoted in a problem."""
         if not isinstance(node, yaml.ScalarNode):
             return None
         text = str(node.value)
@@ -491,7 +562,14 @@ class _Loader:
         try:
             text = interpolate(text, self.environ)
         except InterpolationError as e:
-            self.add(node, key, str(e))
+            message = str(e)
+            if secret and e.quotes_text:
+                message = (
+                    "invalid interpolation in the value (not shown: environment values may "
+                    "be secrets); '$' must be followed by a name or '{', and '${' closed by "
+                    "'}'; write '$$' for a literal '$'"
+                )
+            self.add(node, key, message)
             return None
         # A plain (unquoted) scalar is typed after interpolation as if the result had
         # been written there: `stop_grace_period: ${GRACE:-10}` is the number 10.
@@ -537,10 +615,12 @@ class _Loader:
             unknown = True
         return unknown
 
-    def text(self, node: yaml.Node, key: str, what: str = "a string") -> str | None:
+    def text(
+        self, node: yaml.Node, key: str, what: str = "a string", secret: bool = False
+    ) -> str | None:
         """Any scalar but null, as written: `user: 1000:50` stays "1000:50" rather than
         YAML 1.1's base-60 integer, and `ZIP: 01234` keeps its leading zero."""
-        scalar = self.scalar(node, key)
+        scalar = self.scalar(node, key, secret)
         if not isinstance(node, yaml.ScalarNode):
             self.expected(node, key, what)
             return None
@@ -720,6 +800,14 @@ class _Loader:
         read("restart", self.restart)
         read("working_dir", self.working_dir)
         read("user", self.user)
+        user = fields.get("user")
+        if isinstance(user, str):
+            problem = user_switch_problem(user, self.euid, self.egid)
+            if problem is not None:
+                self.add(entries["user"][1], f"{key}.user", problem)
+        read("no_new_privs", self.boolean)
+        read("umask", self.umask)
+        read("ulimits", self.ulimits)
         read("backoff", self.backoff)
         read("start_limit", self.start_limit)
         read("stop_signal", self.stop_signal)
@@ -812,6 +900,90 @@ class _Loader:
             self.add(node, key, f"expected a user: name, uid, name:group or uid:gid; got {text!r}")
             return None
         return text
+
+    def umask(self, node: yaml.Node, key: str) -> int | None:
+        """Always octal, as the umask command and systemd's UMask= read it: `0027`,
+        `"027"`, `0o027`. (Unquoted YAML 1.1 would read 0027 as octal but 22 as
+        decimal; the text as written is used instead.)"""
+        what = 'an octal mode such as "0027"'
+        text = self.text(node, key, what)
+        if text is None:
+            return None
+        digits = text.strip()
+        if digits[:2] in ("0o", "0O"):
+            digits = digits[2:]
+        if not _OCTAL_MODE.match(digits) or int(digits, 8) > 0o777:
+            self.add(node, key, f"expected {what} (000-777); got {text!r}")
+            return None
+        return int(digits, 8)
+
+    def ulimits(self, node: yaml.Node, key: str) -> tuple[tuple[str, int, int], ...] | None:
+        """Compose's ``ulimits``: NAME: N (soft and hard), [soft, hard] or
+        {soft: N, hard: N}; NAME is an RLIMIT_* constant without the prefix."""
+        entries = self.mapping(node, key, "a mapping such as {nofile: 1024, core: 0}")
+        if entries is None:
+            return None
+        before = len(self.problems)
+        limits: list[tuple[str, int, int]] = []
+        for name, (knode, vnode) in entries.items():
+            item_key = f"{key}.{name}"
+            if name not in _ULIMIT_NAMES:
+                close = difflib.get_close_matches(name, _ULIMIT_NAMES, n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "expected one of " + ", ".join(_ULIMIT_NAMES)
+                )
+                self.add(knode, item_key, f"unknown limit; {hint}")
+                continue
+            pair = self.ulimit(vnode, item_key)
+            if pair is not None:
+                limits.append((name, *pair))
+        if len(self.problems) > before:
+            return None
+        return tuple(limits)
+
+    def ulimit(self, node: yaml.Node, key: str) -> tuple[int, int] | None:
+        if isinstance(node, yaml.SequenceNode):
+            if len(node.value) != 2:
+                self.add(node, key, f"expected [soft, hard]; got a list of {len(node.value)}")
+                return None
+            soft = self.limit(node.value[0], f"{key}[0]")
+            hard = self.limit(node.value[1], f"{key}[1]")
+        elif isinstance(node, yaml.MappingNode):
+            entries = self.mapping(node, key) or {}
+            if self.check_keys(entries, ("soft", "hard"), key):
+                return None
+            missing = [n for n in ("soft", "hard") if n not in entries]
+            if missing:
+                self.add(node, f"{key}.{missing[0]}", "required key missing")
+                return None
+            soft = self.limit(entries["soft"][1], f"{key}.soft")
+            hard = self.limit(entries["hard"][1], f"{key}.hard")
+        else:
+            soft = hard = self.limit(node, key)  # Compose: one number sets both
+        if soft is None or hard is None:
+            return None
+        if hard != _UNLIMITED and (soft == _UNLIMITED or soft > hard):
+            shown = "unlimited" if soft == _UNLIMITED else str(soft)
+            self.add(node, key, f"the soft limit ({shown}) is above the hard limit ({hard})")
+            return None
+        return soft, hard
+
+    def limit(self, node: yaml.Node, key: str) -> int | None:
+        """One limit: a whole number >= 0, or ``unlimited`` (also -1, as Docker writes it)."""
+        scalar = self.scalar(node, key)
+        value = scalar.value if scalar is not None else None
+        if value in ("unlimited", "infinity", -1):
+            return _UNLIMITED
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if value > _LIMIT_MAX:
+                self.add(node, key, f"{value} is too large; write unlimited")
+                return None
+            return value
+        if scalar is not None or not isinstance(node, yaml.ScalarNode):
+            self.expected(node, key, _ULIMIT_WHAT, scalar)
+        return None
 
     def stop_signal(self, node: yaml.Node, key: str) -> int | None:
         text = self.text(node, key, "a signal name or number")
@@ -1253,7 +1425,7 @@ class _Loader:
         pairs: list[tuple[str, str | None, yaml.Node, str]] = []  # name, value, node, key
         if isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                text = self.text(item, f"{key}[{i}]", "NAME=value")
+                text = self.text(item, f"{key}[{i}]", "NAME=value", secret=True)
                 if text is not None:
                     name, sep, rest = text.partition("=")
                     pairs.append((name, rest if sep else None, item, f"{key}[{i}]"))
@@ -1264,7 +1436,7 @@ class _Loader:
                 if isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL_TAG:
                     pairs.append((name, None, knode, item_key))  # `NAME:` alone
                     continue
-                text = self.text(vnode, item_key, "a string, number or boolean")
+                text = self.text(vnode, item_key, "a string, number or boolean", secret=True)
                 if text is not None:
                     pairs.append((name, text, knode, item_key))
         for name, value, item_node, item_key in pairs:
@@ -1458,15 +1630,21 @@ def _enum(enum: type[_E], value: str | None) -> _E | None:
 
 
 def load_config_text(
-    text: str, path: str = "services.yaml", environ: Mapping[str, str] | None = None
+    text: str,
+    path: str = "services.yaml",
+    environ: Mapping[str, str] | None = None,
+    ids: tuple[int, int] | None = None,
 ) -> Config:
     """Parse and validate ``text`` as if read from ``path`` (used in messages and as
-    the base for relative ``env_file`` paths). Raises ConfigError with every problem,
+    the base for relative ``env_file`` paths). ``ids``: the (euid, egid) pyinit runs
+    as, default its own; `user:` needs 0. Raises ConfigError with every problem,
     sorted by line."""
-    return _Loader(text, path, os.environ if environ is None else environ).load()
+    return _Loader(text, path, os.environ if environ is None else environ, ids).load()
 
 
-def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str, environ: Mapping[str, str] | None = None, ids: tuple[int, int] | None = None
+) -> Config:
     """Read, parse and validate a services file; ConfigError for any user mistake,
     including an unreadable file."""
     try:
@@ -1478,4 +1656,4 @@ def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             [Problem(path, None, "", f"not UTF-8 text (bad byte at offset {e.start})")]
         ) from None
-    return load_config_text(text, path, environ)
+    return load_config_text(text, path, environ, ids)

@@ -68,7 +68,12 @@ class ServiceMonitor:
             return
         if ready.kind == "notify":
             if self.notify is None:
-                path = os.path.join(self.runtime_dir(), f"notify-{self.cfg.name}.sock")
+                try:
+                    path = os.path.join(self.runtime_dir(), f"notify-{self.cfg.name}.sock")
+                except OSError:
+                    # No writable runtime directory (a read-only root and no tmpfs):
+                    # an abstract socket needs no file, and sd_notify(3) accepts "@".
+                    path = "@pyinit-notify-" + os.urandom(8).hex()
                 self.notify = NotifySocket(self.loop, path, self._on_notify)
             env["NOTIFY_SOCKET"] = self.notify.path
             if ready.watchdog:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 from collections.abc import Callable
 
@@ -30,15 +31,25 @@ def runtime_dir() -> str:
     a read-only /run or an arbitrary uid that cannot write there.
     """
     chosen = os.environ.get("PYINIT_RUNTIME_DIR")
-    candidates = [chosen] if chosen else ["/run/pyinit", f"/tmp/pyinit-{os.getuid()}"]
+    shared = f"/tmp/pyinit-{os.getuid()}"
+    candidates = [chosen] if chosen else ["/run/pyinit", shared]
     for path in candidates:
         try:
             os.makedirs(path, mode=0o755, exist_ok=True)
+            if path == shared and not _owned_directory(path):
+                continue
         except OSError:
             continue
         if os.access(path, os.W_OK | os.X_OK):
             return path
     raise OSError(f"no writable runtime directory (tried {', '.join(candidates)})")
+
+
+def _owned_directory(path: str) -> bool:
+    """In the world-writable /tmp, a directory of that name made by another user
+    (or a symlink to elsewhere) is not ours to put a control socket in."""
+    info = os.lstat(path)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def session_of(pid: int) -> int | None:

@@ -24,11 +24,15 @@ if TYPE_CHECKING:
     Isolation = Literal["new-session", "new-group", "inherit"]
 
 _MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+PR_SET_NO_NEW_PRIVS = 38  # linux/prctl.h
 
 
 class SpawnSpec:
     """What to start and how. ``fds`` maps target fd -> source fd (dup2'ed into the
-    child); with ``close_fds`` every other inheritable fd above 2 is closed."""
+    child); with ``close_fds`` every other inheritable fd above 2 is closed.
+    ``rlimits``: (name, soft, hard) with name an RLIMIT_* constant without the prefix,
+    lower case, and -1 for unlimited; ``no_new_privs``: PR_SET_NO_NEW_PRIVS before
+    exec (setuid binaries and file capabilities grant nothing from then on)."""
 
     __slots__ = (
         "argv",
@@ -43,6 +47,8 @@ class SpawnSpec:
         "fds",
         "close_fds",
         "exact_signals",
+        "no_new_privs",
+        "rlimits",
     )
 
     def __init__(
@@ -62,6 +68,8 @@ class SpawnSpec:
         # ignored in the child, which only a fork can avoid. For the one command
         # of wrapper mode, which must start exactly as under tini.
         exact_signals: bool = False,
+        no_new_privs: bool = False,
+        rlimits: Sequence[tuple[str, int, int]] = (),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -75,6 +83,8 @@ class SpawnSpec:
         self.fds: Mapping[int, int] = fds or {}
         self.close_fds = close_fds
         self.exact_signals = exact_signals
+        self.no_new_privs = no_new_privs
+        self.rlimits = rlimits
 
 
 class SpawnError(Exception):
@@ -82,7 +92,7 @@ class SpawnError(Exception):
     that never reached exec and still has to be reaped."""
 
     def __init__(
-        self, pid: int | None, argv0: str, stage: str, err: int, subject: str = ""
+        self, pid: int | None, argv0: str, stage: str, err: int, subject: str = "", hint: str = ""
     ) -> None:
         self.pid = pid
         self.argv0 = argv0
@@ -95,7 +105,8 @@ class SpawnError(Exception):
         # directory"): the bare errno leaves the user guessing which path failed.
         if subject:
             label = f"{label} {subject}"
-        super().__init__(f"cannot run {argv0!r}: {label + ': ' if label else ''}{reason}")
+        hint = f" ({hint})" if hint else ""
+        super().__init__(f"cannot run {argv0!r}: {label + ': ' if label else ''}{reason}{hint}")
 
     @property
     def exit_code(self) -> int:
@@ -138,6 +149,8 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
                 raise LookupError(f"unknown group {group!r}") from None
     else:
         gid = entry.pw_gid if entry is not None else uid
+    if not group and os.geteuid() != 0 and uid == os.geteuid():
+        gid = os.getegid()  # "run as me": not root, nothing to switch
     groups = os.getgrouplist(entry.pw_name, gid) if entry is not None else [gid]
     if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
         raise PermissionError(
@@ -149,7 +162,7 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
 def spawn(spec: SpawnSpec) -> int:
     """Start ``spec``; return the pid once exec succeeded, or raise SpawnError.
 
-    The common case (no working directory, user, umask or terminal to set up)
+    The common case (no working directory, user, umask, limits or terminal to set up)
     goes through posix_spawn: glibc's vfork-style clone copies nothing and runs
     no Python in the child, so starting 50 services or 100 exec probes a second
     does not stall the loop. Anything else forks and prepares the child by hand.
@@ -161,6 +174,8 @@ def spawn(spec: SpawnSpec) -> int:
 
 def _simple(spec: SpawnSpec) -> bool:
     if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
+        return False
+    if spec.no_new_privs or spec.rlimits:
         return False
     if spec.uid is not None or spec.gid is not None or spec.groups is not None:
         return False
@@ -289,9 +304,31 @@ def _fork_exec(spec: SpawnSpec) -> int:
         os.close(err_r)
     if report:
         stage, _, code = report.decode().partition(":")
+        err = int(code or 0)
         subject = {"chdir": spec.cwd, "user": _who(spec)}.get(stage) or ""
-        raise SpawnError(pid, spec.argv[0], stage, int(code or 0), subject)
+        hint = ""
+        if stage.startswith("ulimit "):
+            subject, hint = _limit_failure(spec, stage[len("ulimit ") :], err)
+        raise SpawnError(pid, spec.argv[0], stage, err, subject, hint)
     return pid
+
+
+def _limit_failure(spec: SpawnSpec, name: str, err: int) -> tuple[str, str]:
+    """``soft:hard`` as asked, and why it failed when it was a raise past the hard
+    limit (only root may raise it). resource is imported only on this failure."""
+    import resource
+
+    def show(value: int) -> str:
+        return "unlimited" if value < 0 or value == resource.RLIM_INFINITY else str(value)
+
+    asked = next(((s, h) for n, s, h in spec.rlimits if n == name), None)
+    if asked is None:
+        return "", ""
+    subject = f"{show(asked[0])}:{show(asked[1])}"
+    if err != errno.EPERM or os.geteuid() == 0:
+        return subject, ""
+    hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))[1]
+    return subject, f"the hard limit is {show(hard)}; only root can raise it"
 
 
 def _who(spec: SpawnSpec) -> str:
@@ -330,6 +367,9 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
             _arrange_fds(spec.fds, err_w, spec.close_fds)
         if spec.umask is not None:
             os.umask(spec.umask)
+        # Limits before the switch of user: raising a hard limit needs root.
+        if spec.rlimits:
+            _set_limits(spec.rlimits)
         stage = "user"
         if spec.groups is not None and os.geteuid() == 0:
             os.setgroups(list(spec.groups))
@@ -340,6 +380,11 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         stage = "chdir"
         if spec.cwd is not None:
             os.chdir(spec.cwd)
+        if spec.no_new_privs:
+            stage = "no_new_privs"
+            from pyinit.reaper import prctl
+
+            prctl(PR_SET_NO_NEW_PRIVS, 1)
         stage = "exec"
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         try:
@@ -351,6 +396,8 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
             if exc.errno != errno.ENOEXEC:
                 raise
             _exec_with_sh(spec, exc)
+    except _LimitError as exc:
+        stage, code = str(exc.strerror), exc.errno or errno.EINVAL
     except OSError as exc:
         code = exc.errno or errno.EINVAL
     except BaseException:
@@ -359,6 +406,29 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         os.write(err_w, f"{stage}:{code}".encode())
     finally:
         os._exit(127 if code == errno.ENOENT else 126)
+
+
+class _LimitError(OSError):
+    """setrlimit failed for one named limit (the stage reported to the parent)."""
+
+
+def _set_limits(limits: Sequence[tuple[str, int, int]]) -> None:  # pragma: no cover - child
+    # In the child only: wrapper mode's start-up never imports resource.
+    import resource
+
+    for name, soft, hard in limits:
+        which = getattr(resource, f"RLIMIT_{name.upper()}")
+        values = (
+            resource.RLIM_INFINITY if soft < 0 else soft,
+            resource.RLIM_INFINITY if hard < 0 else hard,
+        )
+        try:
+            # prlimit reports EPERM as OSError; setrlimit turns it into a ValueError.
+            resource.prlimit(0, which, values)
+        except OSError as exc:
+            raise _LimitError(exc.errno or errno.EINVAL, f"ulimit {name}") from None
+        except ValueError:
+            raise _LimitError(errno.EINVAL, f"ulimit {name}") from None
 
 
 def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - child side

@@ -291,7 +291,10 @@ class Supervisor:
                 uid=uid,
                 gid=gid,
                 groups=groups,
+                umask=cfg.umask,
                 fds=fds,
+                no_new_privs=cfg.no_new_privs,
+                rlimits=cfg.ulimits,
             )
             pid = spawn(spec)
         except SpawnError as exc:
