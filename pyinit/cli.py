@@ -8,13 +8,13 @@ command lines; any other name is pyinit's.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
 from pyinit.signals import catchable_signals, parse_signal, signal_name
+from pyinit.signals import sigmod as signal
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
 from pyinit.signals import parse_signal
+from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError
 
 TINI_USAGE = """\

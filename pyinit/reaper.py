@@ -74,24 +74,28 @@ class Reaped:
         self.status = status
 
 
-def reap() -> tuple[list[Reaped], bool]:
-    """Collect every child that has exited, without blocking.
-
-    Returns the reaped children and whether no child at all is left (ECHILD),
-    which is how pyinit knows the container is empty: orphans are re-parented to
-    PID 1 (or to a subreaper) before their parent's exit is reported.
-    """
-    reaped: list[Reaped] = []
+def reap_raw() -> tuple[list[tuple[int, int]], bool]:
+    """Collect every child that has exited, without blocking: (pid, wait status)
+    pairs, and whether no child at all is left (ECHILD), which is how pyinit
+    knows the container is empty: orphans are re-parented to PID 1 (or to a
+    subreaper) before their parent's exit is reported. Statuses stay raw so that
+    wrapper mode decodes only the one it reports (2,000 orphans, 2,000 objects
+    saved)."""
+    reaped: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return reaped, True
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
         if pid == 0:
             return reaped, False
-        reaped.append(Reaped(pid, ExitStatus.from_wait_status(status)))
+        reaped.append((pid, status))
+
+
+def reap() -> tuple[list[Reaped], bool]:
+    """``reap_raw`` with each status decoded."""
+    raw, none_left = reap_raw()
+    return [Reaped(pid, ExitStatus.from_wait_status(status)) for pid, status in raw], none_left
 
 
 def children_left() -> bool:

@@ -7,11 +7,27 @@ wake-up pipe (``signal.set_wakeup_fd``); the loop reads that pipe like any other
 from __future__ import annotations
 
 import os
-import signal
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable, Iterable
+else:
+    # The C module behind ``signal``: the same functions and constants, without
+    # the IntEnum wrappers whose import (enum, functools, collections) would cost
+    # wrapper mode about 9 ms of start-up. Type checkers see the public module.
+    import _signal as signal
+
+# Other wrapper-path modules import the module from here for the same reason.
+sigmod = signal
+
+_ALIASES = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL"})  # = ABRT, CHLD, IO
+_NUMBERS: dict[str, int] = {
+    name: int(value)
+    for name, value in vars(signal).items()
+    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
+}
+_NAMES: dict[int, str] = {num: name for name, num in _NUMBERS.items() if name not in _ALIASES}
 
 # Faults the kernel raises synchronously for pyinit's own bugs: intercepting them
 # would turn a crash into a hang, so they keep their default action.
@@ -29,12 +45,12 @@ def catchable_signals() -> list[int]:
 
 def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15, ``SIGRTMIN+2`` for real-time signals."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        if signal.SIGRTMIN <= signum <= signal.SIGRTMAX:
-            return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
-        return f"signal {signum}"
+    name = _NAMES.get(signum)
+    if name is not None:
+        return name
+    if signal.SIGRTMIN <= signum <= signal.SIGRTMAX:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
+    return f"signal {signum}"
 
 
 def parse_signal(text: str, *, allow_zero: bool = False) -> int:
@@ -64,10 +80,10 @@ def parse_signal(text: str, *, allow_zero: bool = False) -> int:
         if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
             return int(num)
         raise ValueError(f"real-time signal out of range: {text!r}")
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal {text!r}") from None
+    found = _NUMBERS.get(name)
+    if found is None:
+        raise ValueError(f"unknown signal {text!r}")
+    return found
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -123,20 +139,13 @@ class SignalWaiter:
         self._set = set(signums)
         signal.pthread_sigmask(signal.SIG_BLOCK, self._set)
 
-    def wait(self, timeout: float | None) -> list[int]:
-        """Block until at least one signal is pending or ``timeout`` passes; return
-        every signal pending now, in arrival order for queued real-time signals."""
+    def wait(self, timeout: float | None) -> int | None:
+        """Block until a signal is pending or ``timeout`` passes; return the signal
+        (queued real-time signals in arrival order), or None on timeout."""
         if timeout is None:
-            first = signal.sigwaitinfo(self._set).si_signo
-        else:
-            info = signal.sigtimedwait(self._set, max(0.0, timeout))
-            if info is None:
-                return []
-            first = info.si_signo
-        got = [first]
-        while (more := signal.sigtimedwait(self._set, 0)) is not None:
-            got.append(more.si_signo)
-        return got
+            return signal.sigwaitinfo(self._set).si_signo
+        info = signal.sigtimedwait(self._set, max(0.0, timeout))
+        return None if info is None else info.si_signo
 
 
 def ignored_during(signums: Iterable[int]) -> _IgnoredDuring:

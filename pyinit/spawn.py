@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 
 from pyinit.signals import catchable_signals
+from pyinit.signals import sigmod as signal
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
 # wrapper mode (PID 1 for one command) does not spend.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import os
-import signal
 import sys
 import time
 
 from pyinit import proctree
-from pyinit.reaper import PR_SET_PDEATHSIG, become_subreaper, prctl, reap
+from pyinit.reaper import PR_SET_PDEATHSIG, ExitStatus, become_subreaper, prctl, reap_raw
 from pyinit.signals import (
     JOB_CONTROL_STOPS,
     SHUTDOWN_SIGNALS,
@@ -18,6 +16,7 @@ from pyinit.signals import (
     ignored_during,
     signal_name,
 )
+from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError, SpawnSpec, spawn
 
 # Annotations only: typing and dataclasses would cost start-up time.
@@ -25,7 +24,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from pyinit.reaper import ExitStatus
     from pyinit.spawn import Isolation
 
 KILL_WAIT_LIMIT = 2.0
@@ -196,21 +194,24 @@ class Wrapper:
     def _loop(self) -> None:
         self._running = True
         while self._running:
+            # At most two deadlines are ever armed (SIGKILL, then give up): a
+            # list and min() beat importing heapq.
             timeout = None
             if self._timers:
-                timeout = self._timers[0][0] - time.monotonic()
-            for signum in self.waiter.wait(timeout):
+                timeout = min(self._timers)[0] - time.monotonic()
+            signum = self.waiter.wait(timeout)
+            if signum is not None:
                 self._guarded(self._on_signal, signum)
-                if not self._running:
-                    return
-            now = time.monotonic()
-            while self._running and self._timers and self._timers[0][0] <= now:
-                _, _, call = heapq.heappop(self._timers)
-                self._guarded(call)
+            if self._timers and self._running:
+                now = time.monotonic()
+                for due in sorted(t for t in self._timers if t[0] <= now):
+                    self._timers.remove(due)
+                    if self._running:
+                        self._guarded(due[2])
 
     def _call_later(self, delay: float, call: Callable[[], None]) -> None:
         self._seq += 1
-        heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, call))
+        self._timers.append((time.monotonic() + delay, self._seq, call))
 
     def _guarded(self, call: Callable[..., None], *args: int) -> None:
         # PID 1 must not die of its own bug: report it and keep serving.
@@ -267,18 +268,17 @@ class Wrapper:
             self.trace(f"{signal_name(signum)} received while stopping; ignored")
 
     def _reap(self) -> None:
-        reaped, none_left = reap()
+        reaped, none_left = reap_raw()
         trace_orphans = self.verbose or self.opts.warn_on_reap
-        for item in reaped:
-            if item.pid == self.child_pid:
-                self.child_status = item.status
-                self.trace(
-                    f"{self.opts.argv[0]} (pid {item.pid}) exited ({item.status.describe()})"
-                )
+        for pid, raw in reaped:
+            if pid == self.child_pid:
+                status = self.child_status = ExitStatus.from_wait_status(raw)
+                self.trace(f"{self.opts.argv[0]} (pid {pid}) exited ({status.describe()})")
             elif trace_orphans:
-                self.trace(f"reaped orphan pid {item.pid} ({item.status.describe()})")
+                how = ExitStatus.from_wait_status(raw).describe()
+                self.trace(f"reaped orphan pid {pid} ({how})")
                 if self.opts.warn_on_reap:
-                    self.trace(f"warning: reaped zombie process pid {item.pid}", 0)
+                    self.trace(f"warning: reaped zombie process pid {pid}", 0)
         if self.child_status is None:
             return
         if not self.draining:
