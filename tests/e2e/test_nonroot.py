@@ -107,7 +107,11 @@ def container_argv(
     lines.append("mount -o remount,bind,ro /")
     if setup:
         lines.append(setup)
-    variables = {"PATH": f"{Path(PY).parent}:/usr/bin:/bin", **(env or {})}
+    variables = {
+        "PATH": f"{Path(PY).parent}:/usr/bin:/bin",
+        "PYTHONPATH": f"{VOLUME}/pkg",
+        **(env or {}),
+    }
     assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in variables.items())
     lines.append(
         f'exec env -i {assignments} setpriv --reuid={UID} --regid={GID} --clear-groups "$@"'
@@ -117,10 +121,27 @@ def container_argv(
 
 
 def volume(tmp_path: Path) -> Path:
-    """The directory mounted at VOLUME, open to the uid (pytest's tmp dirs are 0700)."""
+    """The directory mounted at VOLUME, open to the uid (pytest's tmp dirs are 0700).
+
+    It also carries a copy of the pyinit package, put first on PYTHONPATH: where the
+    checkout itself lives (under /tmp in some CI clones, behind the tmpfs or the
+    read-only bind of the container) the uid may not see it, and an editable install
+    points there."""
+    import shutil
+
+    import pyinit
+
     work = tmp_path / "vol"
     work.mkdir(exist_ok=True)
     work.chmod(0o777)
+    package = work / "pkg" / "pyinit"
+    if not package.exists():
+        shutil.copytree(
+            os.path.dirname(pyinit.__file__), package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        for path in [work / "pkg", *(work / "pkg").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return work
 
 
@@ -144,7 +165,7 @@ def inside(proc: Proc, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``pyinit ARGS`` in the container as the same uid (as `docker exec` would)."""
     return subprocess.run(
         ["nsenter", "-t", str(proc.init_pid), "-m", "-p", "--",
-         "env", "-i", f"PATH={Path(PY).parent}:/usr/bin:/bin",
+         "env", "-i", f"PATH={Path(PY).parent}:/usr/bin:/bin", f"PYTHONPATH={VOLUME}/pkg",
          "setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups", *PYINIT, *args],
         capture_output=True, text=True, timeout=DEFAULT_TIMEOUT, check=False,
     )  # fmt: skip
