@@ -64,7 +64,8 @@ def health_main(args: list[str]) -> int:
         sys.stdout.write(
             "Usage: pyinit health\n\nExit 0 when every longrun is running, ready and healthy"
             " and every oneshot completed;\notherwise print which service is not and exit 1."
-            "\nReads $PYINIT_RUNTIME_DIR/status.json (default /run/pyinit).\n"
+            "\nReads $PYINIT_RUNTIME_DIR/status.json (default /run/pyinit, or\n"
+            "/tmp/pyinit-<uid> when /run is not writable).\n"
         )
         return 0
     if args:

@@ -281,6 +281,11 @@ class Supervisor:
                 pipes.append(os.pipe2(os.O_CLOEXEC))
                 pipes.append(os.pipe2(os.O_CLOEXEC))
                 fds[1], fds[2] = pipes[0][1], pipes[1][1]
+                if uid is not None:
+                    # A service that reopens /dev/stdout by path (nginx, some
+                    # loggers) opens the pipe anew: it must belong to its user.
+                    for _, write_end in pipes:
+                        os.fchown(write_end, uid, -1 if gid is None else gid)
             env = dict(os.environ)
             env.update(cfg.environment)
             rt.monitor.prepare(env, fds)

@@ -159,6 +159,28 @@ def test_logging_inherit_writes_straight_through(tmp_path: Path) -> None:
     assert not any(line.startswith("direct") for line in out)
 
 
+@pytest.mark.timeout(30)
+def test_service_of_another_user_can_reopen_dev_stdout(tmp_path: Path) -> None:
+    """A service running as another ``user:`` that opens /dev/stdout and /dev/stderr
+    by path (as nginx and many loggers do) can: its pipes belong to its user, and
+    the lines arrive prefixed on the matching stream."""
+    if os.geteuid() != 0:
+        pytest.skip("switching user needs root")
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          nobody:
+            user: "65534:65534"
+            command: {sh("echo by path > /dev/stdout && echo err by path > /dev/stderr")}
+        """,
+    )
+    done = run_raw(config)
+    assert done.code == 0, done.err
+    assert "nobody | by path" in done.out.decode().splitlines()
+    assert "nobody | err by path" in done.err.decode().splitlines()
+
+
 FLOOD = """
 import sys
 out = sys.stdout.buffer
