@@ -91,7 +91,10 @@ class Probe:
             host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
             return f"tcp {host}:{self.port}"
         if self.kind == "http":
-            return f"http {self.url}"
+            scheme, sep, rest = self.url.partition("://")
+            authority, slash, path = rest.partition("/")
+            # user:password@ never reaches a log line, a reason or /status
+            return f"http {scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
         return "exec " + " ".join(self.command)
 
 

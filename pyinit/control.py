@@ -338,7 +338,13 @@ class ControlServer:
             # (the client still reads), so keep the answer coming; a gone client is
             # found out by the write.
             if not data:
-                self._stop_reading(conn)
+                if conn.waiting is not None:
+                    # pyinit's client never half-closes, so EOF during a held
+                    # `wait` means it gave up: free the slot now, not at the
+                    # wait's timeout (up to days), or 64 of them lock everyone out.
+                    self._drop(conn)
+                else:
+                    self._stop_reading(conn)
             return
         if not data:
             if not conn.inbuf.strip():

@@ -314,13 +314,47 @@ def _target(probe: Probe) -> tuple[str, int, bytes]:
 
 
 def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]]:
-    """Resolve without blocking the loop on DNS: literals and localhost only resolve
-    locally; any other name goes through getaddrinfo (the hosts file first)."""
+    """Resolve without ever blocking the loop on DNS: IP literals, ``localhost``,
+    and names from /etc/hosts. Any other name is an error (the probe fails with a
+    message saying so): a slow resolver would stall PID 1's reaping and signals."""
     if host in ("localhost", ""):
         return socket.AF_INET, ("127.0.0.1", port)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    literal = _numeric(host, port) or _numeric(_hosts_file().get(host.lower(), ""), port)
+    if literal is None:
+        raise OSError(
+            0, f"cannot resolve {host!r} without DNS; use an IP address or a name in /etc/hosts"
+        )
+    return literal
+
+
+def _numeric(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]] | None:
+    if not host:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return None
     family, _, _, _, address = infos[0]
     return family, (str(address[0]), int(address[1]))
+
+
+_HOSTS: dict[str, str] | None = None
+
+
+def _hosts_file() -> dict[str, str]:
+    """name -> address from /etc/hosts, read once (first address wins)."""
+    global _HOSTS
+    if _HOSTS is None:
+        _HOSTS = {}
+        try:
+            with open("/etc/hosts", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.split("#", 1)[0].split()
+                    for name in fields[1:]:
+                        _HOSTS.setdefault(name.lower(), fields[0])
+        except OSError:
+            pass
+    return _HOSTS
 
 
 def _judge_status_line(line: bytes, expect: int | None) -> tuple[bool, str]:

@@ -108,15 +108,19 @@ class OutputSink:
         self.pending = 0
         self._watching = False
         self._on_pressure = on_pressure
-        self._pressured = False
+        self.pressured = False
         self.broken = False  # the reader went away: output is discarded
+        try:
+            os.fstat(self.fd)
+        except OSError:
+            self.broken = True  # started with this stream closed (`pyinit >&-`)
 
     def write(self, data: bytes) -> None:
         if self.broken or not data:
             return
         self._queue.append(data)
         self.pending += len(data)
-        if not self._watching:
+        if not self._watching and self._nonblocking:
             self._flush_some()
         self._update()
 
@@ -149,15 +153,21 @@ class OutputSink:
         want = bool(self._queue)
         if want != self._watching:
             if want:
-                self.loop.add_writer(self.fd, self._on_writable)
+                try:
+                    self.loop.add_writer(self.fd, self._on_writable)
+                except OSError:  # not pollable (a closed or odd fd): give up on it
+                    self.broken = True
+                    self._queue.clear()
+                    self.pending = 0
+                    want = False
             else:
                 self.loop.remove_writer(self.fd)
             self._watching = want
-        if not self._pressured and self.pending > HIGH_WATER:
-            self._pressured = True
+        if not self.pressured and self.pending > HIGH_WATER:
+            self.pressured = True
             self._on_pressure(True)
-        elif self._pressured and self.pending <= LOW_WATER:
-            self._pressured = False
+        elif self.pressured and self.pending <= LOW_WATER:
+            self.pressured = False
             self._on_pressure(False)
 
     def flush(self, deadline: float) -> None:
@@ -319,6 +329,8 @@ class LogRouter:
         os.close(cap.fd)
 
     def _pressure(self, on: bool) -> None:
+        # One flag for two sinks: stay paused while either is still over its mark.
+        on = any(sink.pressured for sink in self.sinks.values())
         if on == self.paused:
             return
         self.paused = on

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 Callback = Callable[[], None]
+MAX_SLEEP = 86400.0  # seconds; see _next_timeout
 
 
 class Timer:
@@ -88,7 +89,9 @@ class EventLoop:
             heapq.heappop(self._timers)
         if not self._timers:
             return None
-        return max(0.0, self._timers[0].when - time.monotonic())
+        # epoll takes at most INT_MAX ms (~24.8 days); a far timer ("forever") just
+        # costs one wake-up a day instead of an OverflowError in PID 1.
+        return min(MAX_SLEEP, max(0.0, self._timers[0].when - time.monotonic()))
 
     def _run_due_timers(self) -> None:
         now = time.monotonic()

@@ -159,6 +159,26 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
     return uid, gid, groups
 
 
+def release_controlling_tty() -> bool:
+    """Give up our controlling terminal (if fd 0 is one) so that a child started in
+    a new session with ``take_tty`` can make it its own: the foreground job of
+    ``docker run -it`` must be the command, not pyinit. Returns whether fd 0 is a tty.
+    """
+    if not os.isatty(0):
+        return False
+    import fcntl
+    import termios
+
+    from pyinit.signals import ignored_during
+
+    with ignored_during([signal.SIGHUP, signal.SIGCONT]):
+        try:
+            fcntl.ioctl(0, termios.TIOCNOTTY)
+        except OSError:
+            pass  # we had no controlling terminal: nothing to hand over
+    return True
+
+
 def spawn(spec: SpawnSpec) -> int:
     """Start ``spec``; return the pid once exec succeeded, or raise SpawnError.
 
@@ -167,9 +187,14 @@ def spawn(spec: SpawnSpec) -> int:
     no Python in the child, so starting 50 services or 100 exec probes a second
     does not stall the loop. Anything else forks and prepares the child by hand.
     """
-    if _simple(spec):
-        return _posix_spawn(spec)
-    return _fork_exec(spec)
+    try:
+        if _simple(spec):
+            return _posix_spawn(spec)
+        return _fork_exec(spec)
+    except ValueError as exc:  # an embedded NUL byte in argv, env or cwd
+        raise SpawnError(
+            None, str(spec.argv[0]) if spec.argv else "", "exec", errno.EINVAL, subject=str(exc)
+        ) from None
 
 
 def _simple(spec: SpawnSpec) -> bool:
@@ -340,6 +365,14 @@ def _who(spec: SpawnSpec) -> str:
 
 def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child side
     stage = "setup"
+    if spec.fds and err_w <= max(spec.fds):
+        # A wanted target fd (a readiness fd: 3) may be the report pipe's number:
+        # move the pipe above every target before dup2 could overwrite it.
+        import fcntl
+
+        moved = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, max(spec.fds) + 1)
+        os.close(err_w)
+        err_w = moved
     try:
         signal.set_wakeup_fd(-1)
         for signum in catchable_signals():

@@ -41,12 +41,21 @@ from pyinit.service import (
     TimerKind,
 )
 from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
-from pyinit.spawn import SpawnError, SpawnSpec, resolve_user, spawn
+from pyinit.spawn import (
+    SpawnError,
+    SpawnSpec,
+    release_controlling_tty,
+    resolve_user,
+    spawn,
+)
 from pyinit.status import remove_snapshot, write_snapshot
 
 # After the services are down: how long leftovers (orphans, escaped daemons)
 # get between SIGTERM and SIGKILL, within what is left of shutdown_timeout.
 SWEEP_GRACE = 2.0
+# How long the main command gets between SIGTERM and SIGKILL (at most half of
+# shutdown_timeout), so that the services it depends on still stop gracefully.
+MAIN_STOP_GRACE = 10.0
 KILL_WAIT_LIMIT = 2.0
 
 # Test-only fault injection, for tests/e2e/test_faults.py: PYINIT_TEST_FAULT=SIGWINCH
@@ -217,7 +226,7 @@ class Supervisor:
         self.control = ControlServer.open(self)  # None (logged) when it cannot listen
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
-        self._reconcile()
+        self.loop.guarded(self._reconcile)
         self.loop.run()
         if self.http is not None:
             self.http.close()
@@ -518,7 +527,9 @@ class Supervisor:
                 self.log(f"main command not started: {reason}")
                 self._begin_shutdown(1)
                 return
-        take_tty = os.isatty(0)
+        # The main command is the interactive one (docker run -it): it gets the
+        # terminal and its foreground, so Ctrl-C reaches it, not the supervisor.
+        take_tty = release_controlling_tty()
         spec = SpawnSpec(argv=main.argv, take_tty=take_tty)
         try:
             main.pid = spawn(spec)
@@ -563,7 +574,22 @@ class Supervisor:
                 os.kill(-self.main.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            # The services stop only after the main command: it must not eat the
+            # whole budget, or none of them would get its stop_signal.
+            grace = min(MAIN_STOP_GRACE, self.config.settings.shutdown_timeout / 2)
+            self.loop.call_later(grace, self._kill_main)
         self._progress_shutdown()
+
+    def _kill_main(self) -> None:
+        main = self.main
+        if main is None or main.pid is None or self.forced:
+            return
+        took = time.monotonic() - self.shutdown_started
+        self.log(f"main command {main.argv[0]} still running {took:.1f}s after SIGTERM; SIGKILL")
+        try:
+            os.kill(-main.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _progress_shutdown(self) -> None:
         if self.main is not None and self.main.pid is not None:
@@ -599,8 +625,8 @@ class Supervisor:
         for rt in self.services.values():
             if rt.machine.state.alive:
                 rt.machine.killed = True
-        if self.main is not None and self.main.pid is not None:
-            self.main.signalled_with = signal.SIGKILL
+        # The main command's signalled_with stays the graceful signal: a main
+        # command that had to be SIGKILLed exits 137, which is not a clean stop.
         count = proctree.signal_descendants(signal.SIGKILL)
         if count:
             self.log(f"sent SIGKILL to {count} process(es)")
@@ -742,8 +768,7 @@ class Supervisor:
                 name in self.restart_set
                 # a dependency being restarted too comes back first
                 and not any(
-                    d.name in self.stop_set or d.name in self.restart_set
-                    for d in rt.cfg.depends_on
+                    d.name in self.stop_set or d.name in self.restart_set for d in rt.cfg.depends_on
                 )
                 and self._dependencies(rt.cfg)[0] is True
             ):

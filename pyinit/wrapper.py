@@ -13,11 +13,10 @@ from pyinit.signals import (
     SHUTDOWN_SIGNALS,
     SignalWaiter,
     catchable_signals,
-    ignored_during,
     signal_name,
 )
 from pyinit.signals import sigmod as signal
-from pyinit.spawn import SpawnError, SpawnSpec, spawn
+from pyinit.spawn import SpawnError, SpawnSpec, release_controlling_tty, spawn
 
 # Annotations only: typing and dataclasses would cost start-up time.
 TYPE_CHECKING = False
@@ -146,18 +145,9 @@ class Wrapper:
         self.waiter = SignalWaiter(wanted)
 
     def _release_tty(self) -> bool:
-        """Give up our controlling terminal so the child's new session can take it."""
-        if self.opts.isolation != "new-session" or not os.isatty(0):
+        if self.opts.isolation != "new-session":
             return False
-        import fcntl
-        import termios
-
-        with ignored_during([signal.SIGHUP, signal.SIGCONT]):
-            try:
-                fcntl.ioctl(0, termios.TIOCNOTTY)
-            except OSError:
-                pass  # we had no controlling terminal: nothing to hand over
-        return True
+        return release_controlling_tty()
 
     def run(self) -> int:
         self._prepare()
@@ -198,7 +188,9 @@ class Wrapper:
             # list and min() beat importing heapq.
             timeout = None
             if self._timers:
-                timeout = min(self._timers)[0] - time.monotonic()
+                # capped: sigtimedwait refuses a timeout past ~292 years, and
+                # --grace 1e300 must not crash PID 1
+                timeout = min(86400.0, min(self._timers)[0] - time.monotonic())
             signum = self.waiter.wait(timeout)
             if signum is not None:
                 self._guarded(self._on_signal, signum)

@@ -214,3 +214,32 @@ def test_main_command_stops_before_services(cli: Runner, tmp_path: Path) -> None
     lines = file_lines(log)
     assert lines.index("stop main") < lines.index("stop db"), lines
     assert code == 0, err
+
+
+@pytest.mark.timeout(30)
+def test_stubborn_main_command_is_killed_in_time_and_reported(cli: Runner, tmp_path: Path) -> None:
+    """A main command that ignores SIGTERM gets at most half of shutdown_timeout:
+    then it is SIGKILLed, the services still get their own stop signal (they are
+    not swept up by the budget's SIGKILL), and the container exits 137, not 0."""
+    log = tmp_path / "stops.log"
+    config = write_config(
+        tmp_path,
+        f"""
+        settings:
+          shutdown_timeout: 4s
+        services:
+          db:
+            command: {_trapping("db", log)}
+        """,
+    )
+    main = f"trap '' TERM; echo up main >> {log}; while :; do sleep 0.1; done"
+    proc = start(cli, config, "--", "sh", "-c", main)
+    wait_for_lines(log, ["up db", "up main"])
+    began = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    took = time.monotonic() - began
+    assert "still running" in err and "SIGKILL" in err, err
+    assert "stop db" in file_lines(log)  # db got its TERM after the main command died
+    assert code == 137, err
+    assert 1.5 < took < 4.5, took

@@ -55,3 +55,16 @@ def test_exit_code_with_high_bits_is_not_a_signal() -> None:
     status = ExitStatus.from_wait_status((128 + 9) << 8)
     assert status.signal is None
     assert status.code == 137
+
+
+
+def test_a_nul_byte_in_the_command_is_a_spawn_error() -> None:
+    """An embedded NUL (only possible from a config) is a failed start with a reason,
+    not a ValueError escaping into PID 1's loop."""
+    import pytest
+
+    from pyinit.spawn import SpawnError, SpawnSpec, spawn
+
+    with pytest.raises(SpawnError) as info:
+        spawn(SpawnSpec(["echo", "a\0b"]))
+    assert info.value.pid is None and info.value.exit_code == 126

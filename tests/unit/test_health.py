@@ -424,3 +424,22 @@ def test_socket_probe_times_out() -> None:
         loop.run()
         guard.cancel()
     assert result == [(False, "timed out after 0.2s")]
+
+
+def test_probe_host_never_goes_to_dns() -> None:
+    """A probe host that is neither an IP, localhost nor in /etc/hosts fails at once
+    with a message, instead of blocking PID 1 on a resolver."""
+    from pyinit.health import _address
+
+    assert _address("127.0.0.1", 80)[1] == ("127.0.0.1", 80)
+    assert _address("localhost", 81)[1] == ("127.0.0.1", 81)
+    with pytest.raises(OSError, match="without DNS"):
+        _address("no-such-host.invalid", 80)
+
+
+def test_http_probe_description_hides_credentials() -> None:
+    """user:password@ in a probe URL never reaches a log line, reason or /status."""
+    from pyinit.config import Probe
+
+    text = Probe(kind="http", url="http://admin:s3cret@127.0.0.1:8/ready?x=1").describe()
+    assert "s3cret" not in text and text == "http http://127.0.0.1:8/ready?x=1"

@@ -72,3 +72,12 @@ def test_callback_errors_do_not_stop_the_loop(capsys: pytest.CaptureFixture[str]
     loop.call_later(0.0, loop.stop)
     loop.run()
     assert "RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_a_far_timer_sleeps_at_most_a_day() -> None:
+    """A timer decades away (a huge stop_grace_period meaning "forever") must not
+    overflow epoll's millisecond timeout: the loop sleeps at most a day at a time."""
+    loop = EventLoop()
+    loop.call_later(1e12, lambda: None)
+    timeout = loop._next_timeout()
+    assert timeout is not None and timeout <= 86400.0
