@@ -13,7 +13,7 @@ import sys
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
-from pyinit.signals import catchable_signals, parse_signal, signal_name
+from pyinit.signals import catchable_signals, job_stop_rewrites, parse_signal, signal_name
 from pyinit.signals import sigmod as signal
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
@@ -151,7 +151,7 @@ def native_main(args: list[str]) -> int:
         raise UsageError("no command given")
     # Job control as dumb-init does it: a stop request becomes SIGSTOP for the
     # whole job, which a process cannot catch and ignore by accident.
-    job_control = {} if single_child else _job_control_rewrites()
+    job_control = {} if single_child else job_stop_rewrites()
     opts = WrapperOptions(
         argv=command,
         isolation="inherit" if single_child else "new-session",
@@ -194,10 +194,6 @@ def supervisor_main(
 # Talk to a running pyinit over its control socket (pyinit/client.py).
 CLIENT_COMMANDS = tuple("status start stop restart signal reload wait logs health".split())
 SUBCOMMANDS = ("check", *CLIENT_COMMANDS)
-
-
-def _job_control_rewrites() -> dict[int, int]:
-    return {s: signal.SIGSTOP for s in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)}
 
 
 def _duration(text: str, flag: str) -> float:

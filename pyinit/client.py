@@ -22,8 +22,6 @@ CONNECT_TIMEOUT = 10.0  # for everything but ``wait``, which gets its own timeou
 DEFAULT_WAIT = 60.0
 MAX_ANSWER = 64 * 1024 * 1024
 
-CLIENT_COMMANDS = ("status", "start", "stop", "restart", "signal", "reload", "wait", "logs")
-
 USAGE = """\
 Usage: pyinit status [--json]              the services: state, pid, uptime, restarts, ...
        pyinit start|stop|restart NAME...    (stop and restart include dependants)

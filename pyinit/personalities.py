@@ -14,7 +14,7 @@ import sys
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
-from pyinit.signals import parse_signal
+from pyinit.signals import job_stop_rewrites, parse_signal
 from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError
 
@@ -213,7 +213,7 @@ def dumb_init_main(args: list[str]) -> int:
         return 1
     defaults: dict[int, int] = {}
     if not single:
-        defaults = {s: signal.SIGSTOP for s in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)}
+        defaults = job_stop_rewrites()
     opts = WrapperOptions(
         argv=command,
         name="dumb-init",

@@ -1,7 +1,9 @@
-"""Signal names and numbers, and the intake that turns signals into loop events.
+"""Signal names and numbers, and the two ways pyinit takes signals.
 
-Handlers do nothing but let CPython write the signal number to a non-blocking
-wake-up pipe (``signal.set_wakeup_fd``); the loop reads that pipe like any other fd.
+Supervisor mode: handlers do nothing but let CPython write the signal number to a
+non-blocking wake-up pipe (``signal.set_wakeup_fd``), which the loop reads like any
+other fd (``SignalIntake``). Wrapper mode has nothing else to watch, so it blocks
+its signals and takes them one at a time with ``sigtimedwait`` (``SignalWaiter``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ SYNCHRONOUS_FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, si
 UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
 JOB_CONTROL_STOPS = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def job_stop_rewrites() -> dict[int, int]:
+    """dumb-init's job control: TSTP/TTIN/TTOU are forwarded as SIGSTOP, which the
+    job cannot catch and ignore by accident (an orphaned group ignores TSTP)."""
+    return {s: signal.SIGSTOP for s in JOB_CONTROL_STOPS}
 
 
 def catchable_signals() -> list[int]:
