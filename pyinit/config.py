@@ -420,31 +420,13 @@ def user_switch_problem(user: str, euid: int, egid: int) -> str | None:
     passwd and group files; an unknown one cannot be pyinit's own."""
     if euid == 0:
         return None
-    import grp
-    import pwd
+    from pyinit.spawn import group_id, user_id
 
     who, _, group = user.partition(":")
-    uid: int | None
-    if who.isdigit():
-        uid = int(who)
-    else:
-        try:
-            uid = pwd.getpwnam(who).pw_uid
-        except KeyError:
-            uid = None
-    if uid != euid:
+    if user_id(who) != euid:
         return f"switching to another user needs root; pyinit runs as uid {euid}"
-    if group:
-        gid: int | None
-        if group.isdigit():
-            gid = int(group)
-        else:
-            try:
-                gid = grp.getgrnam(group).gr_gid
-            except KeyError:
-                gid = None
-        if gid != egid:
-            return f"switching to another group needs root; pyinit runs as uid {euid}, gid {egid}"
+    if group and group_id(group) != egid:
+        return f"switching to another group needs root; pyinit runs as uid {euid}, gid {egid}"
     return None
 
 

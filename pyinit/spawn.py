@@ -116,37 +116,51 @@ class SpawnError(Exception):
         return 126
 
 
+def user_id(name: str) -> int | None:
+    """A uid given as digits or a user name; None for an unknown name."""
+    import pwd
+
+    if name.isdigit():
+        return int(name)
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def group_id(name: str) -> int | None:
+    """A gid given as digits or a group name; None for an unknown name."""
+    import grp
+
+    if name.isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
 def resolve_user(user: str) -> tuple[int, int, list[int]]:
     """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> (uid, gid, supplementary groups).
 
     Raises LookupError naming what is unknown, PermissionError when pyinit is not
     root and would have to switch to another user.
     """
-    import grp
     import pwd
 
     who, _, group = user.partition(":")
-    entry: pwd.struct_passwd | None = None
-    if who.isdigit():
-        uid = int(who)
-        try:
-            entry = pwd.getpwuid(uid)
-        except KeyError:
-            entry = None  # an arbitrary uid with no passwd entry (OpenShift) is fine
-    else:
-        try:
-            entry = pwd.getpwnam(who)
-        except KeyError:
-            raise LookupError(f"unknown user {who!r}") from None
-        uid = entry.pw_uid
+    uid = user_id(who)
+    if uid is None:
+        raise LookupError(f"unknown user {who!r}")
+    try:
+        entry: pwd.struct_passwd | None = pwd.getpwuid(uid)
+    except KeyError:
+        entry = None  # an arbitrary uid with no passwd entry (OpenShift) is fine
     if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            try:
-                gid = grp.getgrnam(group).gr_gid
-            except KeyError:
-                raise LookupError(f"unknown group {group!r}") from None
+        found = group_id(group)
+        if found is None:
+            raise LookupError(f"unknown group {group!r}")
+        gid = found
     else:
         gid = entry.pw_gid if entry is not None else uid
     if not group and os.geteuid() != 0 and uid == os.geteuid():

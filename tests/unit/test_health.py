@@ -12,6 +12,7 @@ from pyinit.config import HealthCheck, Probe
 from pyinit.health import HealthStatus, HealthTracker, _judge_status_line
 from pyinit.notify import parse_message
 from pyinit.status import verdict
+from tests.unit.snapshots import svc
 
 H, S, U = HealthStatus.HEALTHY, HealthStatus.STARTING, HealthStatus.UNHEALTHY
 T0 = 1000.0  # the fake clock's start: when the service started
@@ -236,23 +237,6 @@ def test_parse_message(data: bytes, fields: dict[str, str]) -> None:
 # -- pyinit health's verdict --------------------------------------------------------
 
 
-def svc(**kw: Any) -> dict[str, Any]:
-    """A service entry of the status snapshot: a ready, healthy longrun by default."""
-    base: dict[str, Any] = {
-        "type": "longrun",
-        "state": "running",
-        "pid": 10,
-        "ready": True,
-        "health": None,
-        "health_detail": "",
-        "restarts": 0,
-        "last_exit": None,
-        "reason": "",
-        "status_text": "",
-        "uptime": 1.0,
-    }
-    base.update(kw)
-    return base
 
 
 def snap(stopping: bool = False, **services: dict[str, Any]) -> dict[str, Any]:

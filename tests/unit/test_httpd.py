@@ -21,27 +21,11 @@ from pyinit.httpd import (
     render_response,
 )
 from tests import promtext
+from tests.unit.snapshots import svc
 
 NOW = 1_700_000_100.0
 
 
-def svc(**over: Any) -> dict[str, Any]:
-    """One service entry of a snapshot, as Supervisor.snapshot() writes it."""
-    base: dict[str, Any] = {
-        "type": "longrun",
-        "state": "running",
-        "pid": 10,
-        "ready": True,
-        "health": None,
-        "health_detail": "",
-        "restarts": 0,
-        "last_exit": None,
-        "reason": "",
-        "status_text": "",
-        "uptime": 12.5,
-    }
-    base.update(over)
-    return base
 
 
 def snap(services: dict[str, dict[str, Any]], **over: Any) -> dict[str, Any]:
