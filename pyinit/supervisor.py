@@ -779,7 +779,6 @@ class Supervisor:
         """Load the config file again and apply the difference; keep running the old
         config when the new one is invalid. Returns (applied, messages)."""
         from pyinit.config import ConfigError, load_config
-        from pyinit.reload import plan_reload
 
         if self.shutting_down:
             return False, ["pyinit is shutting down"]
@@ -791,6 +790,12 @@ class Supervisor:
                 self.log(f"reload: {message}")
             self.log(f"reload: {len(messages)} problem(s); keeping the running configuration")
             return False, messages
+        return True, self._apply_reload(new)
+
+    def _apply_reload(self, new: Config) -> list[str]:
+        """Apply a validated new config: retire, replace and add services."""
+        from pyinit.reload import plan_reload
+
         plan = plan_reload(self.config, new)
         self.log(f"reload: {plan.describe()}")
         for name in plan.removed:
@@ -808,7 +813,7 @@ class Supervisor:
             self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
         self.config = new
         self._reconcile()
-        return True, [plan.describe()]
+        return [plan.describe()]
 
     # -- status ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
