@@ -5,7 +5,7 @@ pyinit runs as PID 1 of a fresh PID namespace (``unshare --pid --fork
 --mount-proc``); its host pid is the child of the ``unshare`` process, and its
 CPU time and context switches are read from ``/proc/<host pid>``.
 
-Measurements (details in bench/README_health.md):
+Measurements (details in bench/README.md):
 
 1. probe CPU: 100 ``sleep`` services, each with a healthcheck every second,
    over ``--seconds``; pyinit's own utime+stime as % of one core.
