@@ -51,11 +51,11 @@ def release(gate: Path) -> None:
     os.close(fd)
 
 
-def shut_down(proc: Proc, gate: Path) -> str:
-    """Stop pyinit, letting db's TERM handler through; pyinit's stdout."""
+def shut_down(proc: Proc, gate: Path, gated: str = "db") -> str:
+    """Stop pyinit, letting the gated service's TERM handler through; pyinit's stdout."""
     assert proc.out is not None
     proc.signal(signal.SIGTERM)
-    proc.out.expect(r"^db +\| term$")
+    proc.out.expect(rf"^{gated} +\| term$")
     release(gate)
     code, out, err = proc.finish()
     assert code == 0, err
@@ -149,3 +149,31 @@ def test_sighup_storm_ends_with_the_file(cli: Runner, tmp_path: Path, env: dict[
     ok(env, "start", "db")
     assert "no service changed" in reload(env, tmp_path, with_db)
     stop_pyinit(proc)
+
+
+@pytest.mark.timeout(40)
+def test_re_added_before_its_stop_was_sent_keeps_its_instance(
+    cli: Runner, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """db waits for web (its dependant, slow to stop) before its own stop is sent:
+    re-added unchanged in that window, db keeps running its pid; web, already
+    told to stop, starts again once stopped."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    web = gated_db(gate).replace("db:", "web:") + "    depends_on: [db]\n"
+    both = services(KEEP, f"\n  db:\n    command: {argv('sleep', '1002')}\n", web)
+    proc = boot(cli, tmp_path, env, both, "keep", "db", "web")
+    assert proc.out is not None and proc.err is not None
+    before = status(env)["db"]["pid"]
+    assert "removed db, web" in reload(env, tmp_path, services(KEEP))
+    proc.out.expect(r"^web +\| term$")
+    assert "added db, web" in reload(env, tmp_path, both)
+    release(gate)
+    proc.out.expect(r"^web +\| up v1$")
+    ok(env, "wait", "--ready", "db", "web", "--timeout", "10s")
+    after = status(env)
+    assert after["db"]["pid"] == before and after["db"]["state"] == "running"
+    assert "no service changed" in reload(env, tmp_path, both)
+    proc.err.read_available()
+    assert "removed" not in proc.err.text().replace("reload: removed", "")
+    shut_down(proc, gate, "web")
