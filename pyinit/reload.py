@@ -28,7 +28,7 @@ class ReloadPlan:
         return "; ".join(parts) if parts else "no service changed"
 
 
-def _definition(cfg: ServiceConfig) -> ServiceConfig:
+def definition(cfg: ServiceConfig) -> ServiceConfig:
     # Where the service sits in the file is not part of what it is.
     return dataclasses.replace(cfg, line=0)
 
@@ -41,6 +41,6 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     unchanged: list[str] = []
     for name in new.services:
         if name in old.services:
-            same = _definition(old.services[name]) == _definition(new.services[name])
+            same = definition(old.services[name]) == definition(new.services[name])
             (unchanged if same else changed).append(name)
     return ReloadPlan(added, removed, changed, unchanged)

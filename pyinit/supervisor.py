@@ -26,6 +26,7 @@ from pyinit.loop import EventLoop, Timer
 from pyinit.monitor import ServiceMonitor
 from pyinit.notify import runtime_dir
 from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
+from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop, Withdraw
 from pyinit.report import RunClock, emit_report
 from pyinit.service import (
     Action,
@@ -111,8 +112,8 @@ class Supervisor:
         # what to do with each once it has stopped.
         self.stop_set: set[str] = set()
         self.restart_set: set[str] = set()
-        self.replacements: dict[str, ServiceConfig] = {}
-        self.retiring: set[str] = set()
+        # What reloads still owe each name (retire, replace): one pure table.
+        self.reload_table = ReloadTable(config.services)
         self.main = MainCommand(main_argv) if main_argv else None
         # pid -> who gets its exit status: a service, the main command, a probe's
         # callback, or None for a child whose failure was already reported.
@@ -752,19 +753,15 @@ class Supervisor:
             rt = self.services[name]
             if name in self.stop_set or rt.machine.state.alive:
                 continue
+            if self.reload_table.pending(name):
+                if rt.machine.state in (State.PENDING, State.BACKOFF):
+                    # Fell back to waiting (a crash) before its stop was sent.
+                    self._feed(rt, Event(EventKind.STOP))
+                self._execute_reload(self.reload_table.stopped(name))
+                continue
             if rt.machine.state is State.BACKOFF:
                 continue
-            if name in self.retiring:
-                self.retiring.discard(name)
-                rt.monitor.close()
-                del self.services[name]
-                self.log(f"{name}: removed")
-            elif name in self.replacements:
-                cfg = self.replacements.pop(name)
-                self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
-                self.restart_set.discard(name)
-                rt.monitor.close()
-            elif (
+            if (
                 name in self.restart_set
                 # a dependency being restarted too comes back first
                 and not any(
@@ -774,6 +771,11 @@ class Supervisor:
             ):
                 self.restart_set.discard(name)
                 self._feed(rt, Event(EventKind.START))
+
+    @property
+    def replacements(self) -> dict[str, ServiceConfig]:
+        """Names waiting for their instance to stop before a new definition starts."""
+        return self.reload_table.replacements()
 
     def reload(self) -> tuple[bool, list[str]]:
         """Load the config file again and apply the difference; keep running the old
@@ -798,22 +800,49 @@ class Supervisor:
 
         plan = plan_reload(self.config, new)
         self.log(f"reload: {plan.describe()}")
-        for name in plan.removed:
-            self.retiring.add(name)
-        for name in plan.changed:
-            self.replacements[name] = new.services[name]
-        for name in plan.removed + plan.changed:
-            m = self.services[name].machine
-            if m.state.alive:
-                self.stop_set.add(name)
-            elif m.state in (State.PENDING, State.BACKOFF):
-                self._feed(self.services[name], Event(EventKind.STOP))
-        for name in plan.added:
-            cfg = new.services[name]
-            self.services[name] = ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
+        # A stop can be withdrawn only while it waits for dependants to stop first.
+        signalled = {
+            n
+            for n, rt in self.services.items()
+            if rt.machine.stop_requested or not rt.machine.state.alive
+        }
+        # An operator's stop or restart in progress is not the reload's to withdraw.
+        shared = {n for n in self.stop_set | self.restart_set if not self.reload_table.pending(n)}
         self.config = new
+        self._execute_reload(self.reload_table.reload(new.services, signalled, shared))
         self._reconcile()
         return [plan.describe()]
+
+    def _execute_reload(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if isinstance(decision, Add):
+                name = decision.cfg.name
+                assert name not in self.services, name  # an old instance is never overwritten
+                self.services[name] = ServiceRuntime(
+                    ServiceMachine(decision.cfg), self._monitor_for(decision.cfg)
+                )
+            elif isinstance(decision, Stop):
+                rt = self.services[decision.name]
+                if rt.machine.state.alive:
+                    self.stop_set.add(decision.name)
+                elif rt.machine.state in (State.PENDING, State.BACKOFF):
+                    self._feed(rt, Event(EventKind.STOP))
+            elif isinstance(decision, Withdraw):
+                self.stop_set.discard(decision.name)
+            elif isinstance(decision, Drop):
+                old = self.services.pop(decision.name)
+                old.monitor.close()
+                self.stop_set.discard(decision.name)
+                self.restart_set.discard(decision.name)
+                self.log(f"{decision.name}: removed")
+            elif isinstance(decision, Replace):
+                name = decision.cfg.name
+                old = self.services[name]
+                self.services[name] = ServiceRuntime(
+                    ServiceMachine(decision.cfg), self._monitor_for(decision.cfg)
+                )
+                old.monitor.close()
+                self.restart_set.discard(name)
 
     # -- status ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
