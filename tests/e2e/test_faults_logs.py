@@ -81,9 +81,7 @@ def stop(proc: Proc) -> str:
 def test_logs_round_trip_bytes(cli: Runner, tmp_path: Path) -> None:
     """``pyinit logs NAME`` writes the service's lines back byte for byte: every
     byte value but the newline, invalid UTF-8, text that looks like an escape."""
-    config = write_config(
-        tmp_path, f"services:\n  noisy:\n    command: {argv(PY, '-c', NOISE)}\n"
-    )
+    config = write_config(tmp_path, f"services:\n  noisy:\n    command: {argv(PY, '-c', NOISE)}\n")
     proc = start_pyinit(cli, tmp_path, config)
     assert proc.out is not None
     wait_line(proc.out, r"^noisy +\| end of noise$")
@@ -104,9 +102,7 @@ def test_unread_log_answers_bounded(cli: Runner, tmp_path: Path) -> None:
     0xff) and never read: PID 1's RSS grows by less than 30 MB (the one-JSON-string
     answers grew it by over 100 MB), ``status`` still answers meanwhile, and once
     the clients leave their connections are gone and the memory is not kept."""
-    config = write_config(
-        tmp_path, f"services:\n  fill:\n    command: {argv(PY, '-c', FILL)}\n"
-    )
+    config = write_config(tmp_path, f"services:\n  fill:\n    command: {argv(PY, '-c', FILL)}\n")
     proc = start_pyinit(cli, tmp_path, config)
     assert proc.out is not None
     wait_line(proc.out, r"^fill +\| filled$")
