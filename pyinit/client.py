@@ -390,8 +390,13 @@ def client_main(cmd: str, args: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     parsed = parse_client_args(cmd, args)
+    body = None
+    if cmd == "logs":
+        if sys.stdout is None:  # started with stdout closed: nowhere to put the lines
+            sys.stderr.write("pyinit: logs: stdout is closed\n")
+            return 1
+        body = sys.stdout.buffer
     try:
-        body = sys.stdout.buffer if cmd == "logs" else None
         answer = send(parsed.request, parsed.timeout, body)
     except BodyCut:
         # `pyinit logs web | head`: the reader is gone, as for any filter. Point

@@ -474,7 +474,12 @@ class ControlServer:
     def _flush(self, conn: _Connection) -> None:
         while True:
             if not conn.outbuf:
-                chunk = next(conn.body, None) if conn.body is not None else None
+                try:
+                    chunk = next(conn.body, None) if conn.body is not None else None
+                except Exception as exc:  # a bug making the body: drop, never linger
+                    self.sup.log(f"control socket: internal error sending an answer: {exc!r}")
+                    self._drop(conn)
+                    return
                 if chunk is None:
                     break
                 conn.outbuf = memoryview(chunk)
