@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from pyinit.control import DEFAULT_LOG_LINES, SOCKET_NAME, addressable, encode
 from pyinit.errors import UsageError
@@ -178,8 +178,18 @@ def socket_path() -> str:
     return candidates[0]
 
 
-def send(request: dict[str, Any], timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
-    """One request, one answer. Raises Unreachable naming the socket."""
+class BodyCut(Exception):
+    """The reader of a ``logs`` answer's lines went away (a closed pipe)."""
+
+
+def send(
+    request: dict[str, Any], timeout: float = CONNECT_TIMEOUT, body: BinaryIO | None = None
+) -> dict[str, Any]:
+    """One request, one answer. Raises Unreachable naming the socket.
+
+    An answer with ``"bytes": M`` (``logs``) is followed by M raw bytes: they are
+    copied to ``body`` as they arrive, never held whole.
+    """
     path = socket_path()
     try:
         address, dir_fd = addressable(path)
@@ -212,17 +222,55 @@ def send(request: dict[str, Any], timeout: float = CONNECT_TIMEOUT) -> dict[str,
         except OSError as exc:
             if b"\n" not in data:
                 raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
+        head, _, rest = data.partition(b"\n")
+        answer = _parse_answer(head, path)
+        size = answer.get("bytes")
+        if body is not None and answer.get("ok") and isinstance(size, int):
+            _copy_body(sock, rest, size, body, path, timeout)
     finally:
         sock.close()
+    return answer
+
+
+def _parse_answer(head: bytes, path: str) -> dict[str, Any]:
     try:
-        answer = json.loads(data.split(b"\n", 1)[0])
+        answer = json.loads(head)
     except ValueError:
-        raise Unreachable(f"pyinit at {path} gave no valid answer ({data[:80]!r})") from None
+        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})") from None
     if not isinstance(answer, dict):
-        raise Unreachable(f"pyinit at {path} gave no valid answer ({data[:80]!r})")
+        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})")
     if answer.get("ok") is False and answer.get("error") == "permission denied":
         raise Unreachable(f"pyinit at {path}: permission denied (root or pyinit's own user only)")
     return answer
+
+
+def _copy_body(
+    sock: socket.socket, first: bytes, size: int, body: BinaryIO, path: str, timeout: float
+) -> None:
+    """The ``size`` bytes after the answer line, ``first`` of them already read, to ``body``."""
+    got = 0
+    chunk = first
+    while True:
+        chunk = chunk[: size - got]
+        try:
+            body.write(chunk)
+        except OSError:
+            raise BodyCut from None
+        got += len(chunk)
+        if got >= size:
+            break
+        try:
+            chunk = sock.recv(1024 * 1024)
+        except TimeoutError:
+            raise Unreachable(f"pyinit at {path}: the answer stalled for {timeout:g}s") from None
+        except OSError as exc:
+            raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
+        if not chunk:
+            raise Unreachable(f"pyinit at {path}: the answer ended after {got} of {size} bytes")
+    try:
+        body.flush()
+    except OSError:
+        raise BodyCut from None
 
 
 # -- showing answers ------------------------------------------------------------------
@@ -309,9 +357,10 @@ def show(cmd: str, parsed: ClientCommand, answer: dict[str, Any]) -> int:
     if cmd == "logs":
         if not answer.get("ok"):
             return _errors(answer)
-        for line in answer.get("lines", []):
-            out.write(f"{line}\n")
-        return 0
+        lines = answer.get("lines")
+        if isinstance(lines, list):  # an older pyinit: the lines as text in the answer
+            out.write("".join(f"{line}\n" for line in lines))
+        return 0  # the lines themselves went to stdout as they came (send)
     if cmd == "wait":
         if answer.get("ok"):
             out.write(f"ready: {', '.join(parsed.names)}\n")
@@ -341,8 +390,21 @@ def client_main(cmd: str, args: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     parsed = parse_client_args(cmd, args)
+    body = None
+    if cmd == "logs":
+        if sys.stdout is None:  # started with stdout closed: nowhere to put the lines
+            sys.stderr.write("pyinit: logs: stdout is closed\n")
+            return 1
+        body = sys.stdout.buffer
     try:
-        answer = send(parsed.request, parsed.timeout)
+        answer = send(parsed.request, parsed.timeout, body)
+    except BodyCut:
+        # `pyinit logs web | head`: the reader is gone, as for any filter. Point
+        # stdout at /dev/null so the flush at exit does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
     except Unreachable as exc:
         if cmd == "health":
             # No live answer (no socket, or not allowed to use it): the status

@@ -8,7 +8,21 @@ accept, reads and writes), never lets one client hold up another (a request
 must arrive within ``REQUEST_TIMEOUT``, an answer must keep moving), and never
 lets a bad request or its own bug end the loop.
 
-Parsing and the ``wait`` verdict are pure functions, tested without sockets.
+A ``logs`` answer is the header line ``{"ok":true,"lines":N,"bytes":M}`` and then
+M raw bytes: the N lines exactly as the service wrote them, each ending with a
+newline. A kept line never holds a newline (lines are split there), so nothing
+needs escaping: bytes that are not UTF-8, or that look like an escape, cost
+nothing and cannot be mistaken for the framing. The client copies the M bytes
+to its stdout and fails if fewer arrive.
+
+Answers are held per connection as one chunk at a time: a ``logs`` answer is a
+generator over views of the store's blocks (references, not copies), refilled as
+the socket drains. All unsent answer bytes together stay within ANSWER_BUDGET:
+past it, a new ``logs`` request is answered "busy" (the readers already served
+keep their answers; any other request is still answered).
+
+Parsing, the ``wait`` verdict and the answer chunks are pure functions, tested
+without sockets.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,6 +52,8 @@ MAX_CONNECTIONS = 64  # beyond this, new connections are accepted and closed at 
 ACCEPT_PAUSE = 0.1  # accept failed (out of file descriptors): stop accepting this long
 ACCEPT_LOG_EVERY = 10.0  # and say so at most this often
 DEFAULT_LOG_LINES = 100
+ANSWER_CHUNK = 64 * 1024  # a logs answer is built and held this much at a time
+ANSWER_BUDGET = 8 * 1024 * 1024  # unsent answer bytes of all connections together
 DEFAULT_WAIT_TIMEOUT = 60.0
 MAX_WAIT_TIMEOUT = 7 * 24 * 3600.0
 _UCRED = struct.Struct("3i")  # pid, uid, gid
@@ -128,6 +144,31 @@ def encode(answer: dict[str, Any]) -> bytes:
     return json.dumps(answer, separators=(",", ":"), default=str).encode() + b"\n"
 
 
+def answer_chunks(views: list[memoryview], size: int = ANSWER_CHUNK) -> Iterator[bytearray]:
+    """The body of a ``logs`` answer: each view followed by a newline, in chunks of
+    ``size`` bytes (the last one shorter). Consumes ``views`` as it goes, so the
+    blocks already sent are no longer held by the answer."""
+    views.reverse()
+    buf = bytearray()
+    while views:
+        view = views.pop()
+        pos = 0
+        while len(view) - pos >= size - len(buf):
+            take = size - len(buf)
+            buf += view[pos : pos + take]
+            pos += take
+            yield buf
+            buf = bytearray()
+        buf += view[pos:]
+        buf += b"\n"
+        del view
+        if len(buf) >= size:
+            yield buf
+            buf = bytearray()
+    if buf:
+        yield buf
+
+
 def wait_verdict(
     snapshot: dict[str, Any], names: list[str], busy: set[str]
 ) -> tuple[list[str], list[str]]:
@@ -183,13 +224,27 @@ def addressable(path: str) -> tuple[str, int | None]:
 
 
 class _Connection:
-    __slots__ = ("sock", "fd", "inbuf", "outbuf", "timer", "waiting", "reading")
+    __slots__ = (
+        "sock",
+        "fd",
+        "inbuf",
+        "answered",
+        "outbuf",
+        "body",
+        "held",
+        "timer",
+        "waiting",
+        "reading",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.inbuf = bytearray()
-        self.outbuf = b""
+        self.answered = False
+        self.outbuf = memoryview(b"")  # the part of the answer being sent
+        self.body: Iterator[bytearray] | None = None  # the rest of it, chunk by chunk
+        self.held = 0  # bytes of the answer not sent yet
         self.timer: Timer | None = None
         self.waiting: Request | None = None  # a ``wait`` held open
         self.reading = True
@@ -205,6 +260,7 @@ class ControlServer:
         self.uid = os.getuid()
         self.conns: dict[int, _Connection] = {}
         self.refused = 0
+        self.held = 0  # unsent answer bytes, all connections: within ANSWER_BUDGET
         self._paused: Timer | None = None  # accepting paused: out of file descriptors
         self._accept_logged = float("-inf")
         self.sock = socket.socket(
@@ -319,6 +375,10 @@ class ControlServer:
         self.loop.remove_reader(conn.fd)
         self.loop.remove_writer(conn.fd)
         conn.sock.close()
+        self.held -= conn.held
+        conn.held = 0
+        conn.outbuf = memoryview(b"")
+        conn.body = None  # the answer's views of the log store go with it
 
     def _stop_reading(self, conn: _Connection) -> None:
         if conn.reading:
@@ -333,7 +393,7 @@ class ControlServer:
         except OSError:
             self._drop(conn)
             return
-        if conn.waiting is not None or conn.outbuf:
+        if conn.waiting is not None or conn.answered:
             # Past the request: only an end of file matters. It may be a half-close
             # (the client still reads), so keep the answer coming; a gone client is
             # found out by the write.
@@ -389,18 +449,41 @@ class ControlServer:
             self._answer(conn, answer)
 
     # -- answering ---------------------------------------------------------------
-    def _answer(self, conn: _Connection, answer: dict[str, Any]) -> None:
-        if conn.fd not in self.conns or conn.outbuf:
+    def _answer(
+        self,
+        conn: _Connection,
+        answer: dict[str, Any],
+        body: Iterator[bytearray] | None = None,
+        size: int = 0,
+    ) -> None:
+        """Send ``answer``, then the ``size`` bytes ``body`` yields, then close."""
+        if conn.fd not in self.conns or conn.answered:
             return
+        conn.answered = True
         conn.waiting = None
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
-        conn.outbuf = encode(answer)
+        head = encode(answer)
+        conn.outbuf = memoryview(head)
+        conn.body = body
+        conn.held = len(head) + size
+        self.held += conn.held
         self._flush(conn)
 
     def _flush(self, conn: _Connection) -> None:
-        while conn.outbuf:
+        while True:
+            if not conn.outbuf:
+                try:
+                    chunk = next(conn.body, None) if conn.body is not None else None
+                except Exception as exc:  # a bug making the body: drop, never linger
+                    self.sup.log(f"control socket: internal error sending an answer: {exc!r}")
+                    self._drop(conn)
+                    return
+                if chunk is None:
+                    break
+                conn.outbuf = memoryview(chunk)
+                continue
             try:
                 # MSG_NOSIGNAL: a client gone is EPIPE here, never a SIGPIPE that
                 # the signal intake would forward to the services.
@@ -417,6 +500,8 @@ class ControlServer:
                 self._drop(conn)
                 return
             conn.outbuf = conn.outbuf[sent:]
+            conn.held -= sent
+            self.held -= sent
         self._drop(conn)  # answered: one request per connection
 
     # -- requests ----------------------------------------------------------------
@@ -449,10 +534,16 @@ class ControlServer:
             name = req.services[0]
             if name not in sup.services and name not in sup.logs.recent:
                 return _error(f"no service named {name!r}")
-            kept = list(sup.logs.recent.get(name, ()))
-            if req.lines:
-                kept = kept[-req.lines :]
-            return {"ok": True, "lines": [b.decode("utf-8", errors="replace") for b in kept]}
+            store = sup.logs.recent.get(name)
+            count, views = store.tail(req.lines) if store is not None else (0, [])
+            size = sum(len(v) for v in views) + len(views)
+            if self.held + size > ANSWER_BUDGET:
+                return _error(
+                    f"busy: {self.held} bytes of earlier answers are still unread; try again"
+                )
+            header = {"ok": True, "lines": count, "bytes": size}
+            self._answer(conn, header, answer_chunks(views), size)
+            return None
         # wait: answered now if it can be, else held open until a change settles it
         conn.waiting = req
         conn.timer = self.loop.call_later(req.timeout, partial(self._wait_expired, conn))

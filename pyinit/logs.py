@@ -90,11 +90,37 @@ class RecentLines:
         while self._size > RECENT_BYTES and len(self._blocks) > 1:
             self._size -= len(self._blocks.popleft())
 
+    def tail(self, count: int = 0) -> tuple[int, list[memoryview]]:
+        """The last ``count`` kept lines (0, or more than RECENT_LINES: RECENT_LINES)
+        without copying them: how many there are, and views of the stored blocks
+        that hold them, oldest first, each whole lines joined by newlines like a
+        block. The views keep their blocks alive if the store drops them meanwhile."""
+        want = RECENT_LINES if count <= 0 else min(count, RECENT_LINES)
+        views: list[memoryview] = []
+        found = 0
+        for block in reversed(self._blocks):
+            lines = block.count(b"\n") + 1
+            if found + lines <= want:
+                views.append(memoryview(block))
+                found += lines
+                if found == want:
+                    break
+                continue
+            cut = len(block)  # the block holds more than is wanted: its last lines
+            for _ in range(want - found):
+                cut = block.rfind(b"\n", 0, cut)
+            views.append(memoryview(block)[cut + 1 :])
+            found = want
+            break
+        views.reverse()
+        return found, views
+
     def __iter__(self) -> Iterator[bytes]:
-        return iter(b"\n".join(self._blocks).split(b"\n")[-RECENT_LINES:])
+        _count, views = self.tail()
+        return iter(b"\n".join(views).split(b"\n") if views else ())
 
     def __len__(self) -> int:
-        return len(list(iter(self)))
+        return self.tail()[0]
 
 
 class OutputSink:

@@ -10,7 +10,6 @@ import os
 import socket
 import tempfile
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -28,6 +27,7 @@ from pyinit.control import (
     RequestError,
     parse_request,
 )
+from pyinit.logs import RecentLines
 from pyinit.loop import EventLoop
 
 # -- the parser ------------------------------------------------------------------------
@@ -133,7 +133,9 @@ class FakeSupervisor:
         self.change_hooks: list[Callable[[], None]] = []
         self.messages: list[str] = []
         self.services = {"web": object()}
-        self.logs = SimpleNamespace(recent={"web": deque([b"one", b"two \xff"])})
+        web = RecentLines()
+        web.add(b"one\ntwo \xff")
+        self.logs = SimpleNamespace(recent={"web": web})
         self.stop_set: set[str] = set()
         self.restart_set: set[str] = set()
         self.replacements: dict[str, Any] = {}
@@ -217,11 +219,17 @@ def _exchange(
 
 
 def _check_answer(received: bytes) -> dict[str, Any] | None:
+    """One answer line; for ``logs``, then its ``bytes`` of raw lines (web's last ones)."""
     if not received:
         return None
-    assert received.endswith(b"\n") and received.count(b"\n") == 1, received[:200]
-    answer = json.loads(received)
+    head, _, body = received.partition(b"\n")
+    answer = json.loads(head)
     assert isinstance(answer, dict) and isinstance(answer.get("ok"), bool), answer
+    if "bytes" in answer:
+        assert answer["ok"] and len(body) == answer["bytes"], (answer, body)
+        assert b"one\ntwo \xff\n".endswith(body) and body.count(b"\n") == answer["lines"]
+    else:
+        assert not body and received.endswith(b"\n"), received[:200]
     if not answer["ok"]:  # says why: "error", or per service "errors" (start, stop...)
         assert answer.get("error") or answer.get("errors") or answer.get("messages"), answer
     return answer
