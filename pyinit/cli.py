@@ -18,6 +18,7 @@ from pyinit.signals import sigmod as signal
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
 USAGE = """\
@@ -90,83 +91,138 @@ def parse_exit_code(text: str, flag: str) -> int:
     return int(text)
 
 
+class _NativeArgs:
+    """What pyinit's own options asked for, gathered left to right."""
+
+    __slots__ = (
+        "verbosity",
+        "rewrite",
+        "remap",
+        "grace",
+        "single_child",
+        "death_signal",
+        "config",
+        "log_format",
+        "http",
+    )
+
+    def __init__(self) -> None:
+        self.verbosity = _env_int("PYINIT_VERBOSE", 0)
+        self.rewrite: dict[int, int] = {}
+        self.remap: set[int] = set()
+        self.grace = 5.0
+        self.single_child = False
+        self.death_signal: int | None = None
+        self.config = os.environ.get("PYINIT_CONFIG") or None
+        self.log_format: str | None = None
+        self.http: str | None = None
+
+    def add_verbose(self) -> None:
+        self.verbosity += 1
+
+    def set_single_child(self) -> None:
+        self.single_child = True
+
+    def add_rewrite(self, value: str) -> None:
+        source, target = parse_rewrite(value)
+        self.rewrite[source] = target
+
+    def add_remap(self, value: str) -> None:
+        self.remap.add(parse_exit_code(value, "--remap-exit"))
+
+    def set_grace(self, value: str) -> None:
+        self.grace = _duration(value, "--grace")
+
+    def set_death_signal(self, value: str) -> None:
+        try:
+            self.death_signal = parse_signal(value)
+        except ValueError as exc:
+            raise UsageError(f"--parent-death-signal: {exc}") from None
+
+    def set_config(self, value: str) -> None:
+        self.config = value
+
+    def set_log_format(self, value: str) -> None:
+        if value not in ("text", "json"):
+            raise UsageError(f"--log-format expects text or json; got {value!r}")
+        self.log_format = value
+
+    def set_http(self, value: str) -> None:
+        from pyinit.httpd import parse_address
+
+        try:
+            parse_address(value)
+        except ValueError as exc:
+            raise UsageError(f"--http: {exc}") from None
+        self.http = value
+
+
+# What each option does, by NATIVE_OPTIONS key: print and exit 0, a flag, or a
+# setter for an option with a value. Options apply left to right, so
+# `--help --grace x` prints the help and `--grace x --help` is a usage error.
+_NATIVE_PRINTS = {"help": USAGE, "version": f"pyinit {__version__}\n"}
+_NATIVE_FLAGS: dict[str, Callable[[_NativeArgs], None]] = {
+    "verbose": _NativeArgs.add_verbose,
+    "single-child": _NativeArgs.set_single_child,
+}
+_NATIVE_SETTERS: dict[str, Callable[[_NativeArgs, str], None]] = {
+    "rewrite": _NativeArgs.add_rewrite,
+    "remap-exit": _NativeArgs.add_remap,
+    "grace": _NativeArgs.set_grace,
+    "parent-death-signal": _NativeArgs.set_death_signal,
+    "config": _NativeArgs.set_config,
+    "log-format": _NativeArgs.set_log_format,
+    "http": _NativeArgs.set_http,
+}
+
+
 def native_main(args: list[str]) -> int:
+    found, command = parse(args, NATIVE_OPTIONS)
+    opts = _NativeArgs()
+    for key, value in found:
+        text = _NATIVE_PRINTS.get(key)
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
+        if value is None:
+            _NATIVE_FLAGS[key](opts)
+        else:
+            _NATIVE_SETTERS[key](opts, value)
+    if opts.config:
+        return supervisor_main(
+            opts.config, command or None, opts.verbosity, opts.log_format, opts.http
+        )
+    return _wrapper_main(opts, command)
+
+
+def _wrapper_main(opts: _NativeArgs, command: list[str]) -> int:
     from pyinit.wrapper import Wrapper, WrapperOptions
 
-    found, command = parse(args, NATIVE_OPTIONS)
-    verbosity = _env_int("PYINIT_VERBOSE", 0)
-    rewrite: dict[int, int] = {}
-    remap: set[int] = set()
-    grace = 5.0
-    single_child = False
-    death_signal: int | None = None
-    config = os.environ.get("PYINIT_CONFIG") or None
-    log_format: str | None = None
-    http: str | None = None
-    for key, value in found:
-        assert value is not None or key in ("verbose", "single-child", "version", "help")
-        if key == "help":
-            sys.stdout.write(USAGE)
-            return 0
-        if key == "version":
-            sys.stdout.write(f"pyinit {__version__}\n")
-            return 0
-        if key == "verbose":
-            verbosity += 1
-        elif key == "single-child":
-            single_child = True
-        elif key == "rewrite" and value is not None:
-            source, target = parse_rewrite(value)
-            rewrite[source] = target
-        elif key == "remap-exit" and value is not None:
-            remap.add(parse_exit_code(value, "--remap-exit"))
-        elif key == "grace" and value is not None:
-            grace = _duration(value, "--grace")
-        elif key == "parent-death-signal" and value is not None:
-            try:
-                death_signal = parse_signal(value)
-            except ValueError as exc:
-                raise UsageError(f"--parent-death-signal: {exc}") from None
-        elif key == "config":
-            config = value
-        elif key == "log-format":
-            if value not in ("text", "json"):
-                raise UsageError(f"--log-format expects text or json; got {value!r}")
-            log_format = value
-        elif key == "http" and value is not None:
-            from pyinit.httpd import parse_address
-
-            try:
-                parse_address(value)
-            except ValueError as exc:
-                raise UsageError(f"--http: {exc}") from None
-            http = value
-    if config:
-        return supervisor_main(config, command or None, verbosity, log_format, http)
-    if log_format is not None:
+    if opts.log_format is not None:
         raise UsageError("--log-format applies to supervisor mode (-c FILE)")
-    if http is not None:
+    if opts.http is not None:
         raise UsageError("--http applies to supervisor mode (-c FILE)")
     if not command:
         raise UsageError("no command given")
+    single_child = opts.single_child
     # Job control as dumb-init does it: a stop request becomes SIGSTOP for the
     # whole job, which a process cannot catch and ignore by accident.
     job_control = {} if single_child else job_stop_rewrites()
-    opts = WrapperOptions(
+    wrapper_opts = WrapperOptions(
         argv=command,
         isolation="inherit" if single_child else "new-session",
         forward_to_group=not single_child,
-        rewrite={**job_control, **rewrite},
-        remap_exit=frozenset(remap),
-        grace=grace,
+        rewrite={**job_control, **opts.rewrite},
+        remap_exit=frozenset(opts.remap),
+        grace=opts.grace,
         suspend_on_job_control=not single_child,
         # pyinit's own write to a closed stderr raises SIGPIPE in pyinit; forwarding
         # it would kill the app for pyinit's logging. (tini/dumb-init do forward it.)
         ignored_signals=frozenset({signal.SIGPIPE}),
-        parent_death_signal=death_signal,
-        verbosity=verbosity,
+        parent_death_signal=opts.death_signal,
+        verbosity=opts.verbosity,
     )
-    return Wrapper(opts).run()
+    return Wrapper(wrapper_opts).run()
 
 
 def supervisor_main(

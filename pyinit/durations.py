@@ -11,43 +11,52 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _MAX_FLOAT = int(sys.float_info.max)
 
 
+_EXPECTED = "expected a duration such as 10s, 1m30s or 500ms; got {!r}"
+
+
 def parse_duration(value: object) -> float:
     """Seconds as a float; raises ValueError naming the accepted forms."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms; got {value!r}")
+        raise ValueError(_EXPECTED.format(value))
+    if isinstance(value, int) and abs(value) > _MAX_FLOAT:
+        # An int too large for a float is no duration (float() raises OverflowError).
+        raise ValueError(f"a duration must be a finite number; got {value!r}")
     if isinstance(value, int | float):
-        # float() and YAML both produce inf and nan; neither is a duration (an
-        # infinite timer crashes selectors' select(), nan compares false to all).
-        # An int too large for a float is no duration either (OverflowError).
-        if (isinstance(value, int) and abs(value) > _MAX_FLOAT) or not math.isfinite(value):
-            raise ValueError(f"a duration must be a finite number; got {value!r}")
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative; got {value!r}")
-        return float(value)
+        return _checked(float(value), value)
     if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(number):
-                raise ValueError(f"a duration must be a finite number; got {value!r}")
-            if number < 0:
-                raise ValueError(f"a duration cannot be negative; got {value!r}")
-            return number
-        pos = 0
-        total = 0.0
-        for match in _PART.finditer(text):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if text and pos == len(text):
-            if not math.isfinite(total):  # 400 digits, or 1e308 hours
-                raise ValueError(f"a duration must be a finite number; got {value!r}")
-            return total
-    raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms; got {value!r}")
+        seconds = _from_text(value.strip().replace(" ", ""))
+        if seconds is not None:
+            return _checked(seconds, value)
+    raise ValueError(_EXPECTED.format(value))
+
+
+def _from_text(text: str) -> float | None:
+    """A plain number (``1.5``) or a run of number+unit parts (``1m30s``); None
+    when ``text`` is neither."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos = 0
+    total = 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return total if text and pos == len(text) else None
+
+
+def _checked(seconds: float, value: object) -> float:
+    """``seconds`` if it is a duration; the error quotes what the user wrote."""
+    # float() and YAML both produce inf and nan; neither is a duration (an
+    # infinite timer crashes selectors' select(), nan compares false to all).
+    # Parts add up to inf too: 400 digits, or 1e308 hours.
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number; got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative; got {value!r}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -40,44 +40,61 @@ def parse(args: list[str], options: list[Option]) -> tuple[list[tuple[str, str |
         if arg == "--":
             return found, args[i + 1 :]
         if arg.startswith("--"):
-            name, eq, inline = arg[2:].partition("=")
-            opt = by_long.get(name)
-            if opt is None:
-                raise UsageError(f"unknown option '--{name}'")
-            if opt.takes_value:
-                if eq:
-                    value = inline
-                elif i + 1 < len(args):
-                    i += 1
-                    value = args[i]
-                else:
-                    raise UsageError(f"option '--{name}' needs a value")
-                found.append((opt.key, value))
-            elif eq:
-                raise UsageError(f"option '--{name}' takes no value")
-            else:
-                found.append((opt.key, None))
+            i = _take_long(args, i, by_long, found)
         elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                opt = by_short.get(letter)
-                if opt is None:
-                    raise UsageError(f"unknown option '-{letter}'")
-                if opt.takes_value:
-                    rest = arg[j + 1 :]
-                    if rest:
-                        value = rest
-                    elif i + 1 < len(args):
-                        i += 1
-                        value = args[i]
-                    else:
-                        raise UsageError(f"option '-{letter}' needs a value")
-                    found.append((opt.key, value))
-                    break
-                found.append((opt.key, None))
-                j += 1
+            i = _take_short(args, i, by_short, found)
         else:
             return found, args[i:]
         i += 1
     return found, []
+
+
+# The two helpers below read args[i], append what they find and return the index
+# of the last argument they used (i, or i + 1 when a value was the next argument).
+
+
+def _take_long(
+    args: list[str], i: int, by_long: dict[str, Option], found: list[tuple[str, str | None]]
+) -> int:
+    """``--name``, ``--name=value`` or ``--name value``."""
+    name, eq, inline = args[i][2:].partition("=")
+    opt = by_long.get(name)
+    if opt is None:
+        raise UsageError(f"unknown option '--{name}'")
+    if opt.takes_value:
+        # --name= is an explicit empty value, not a request for the next argument.
+        value, i = _value(args, i, inline if eq else None, f"--{name}")
+        found.append((opt.key, value))
+    elif eq:
+        raise UsageError(f"option '--{name}' takes no value")
+    else:
+        found.append((opt.key, None))
+    return i
+
+
+def _take_short(
+    args: list[str], i: int, by_short: dict[str, Option], found: list[tuple[str, str | None]]
+) -> int:
+    """A cluster such as ``-vv``, ``-ec3`` or ``-e 3``: the first letter that takes
+    a value takes the rest of the cluster, or the next argument."""
+    arg = args[i]
+    for j in range(1, len(arg)):
+        letter = arg[j]
+        opt = by_short.get(letter)
+        if opt is None:
+            raise UsageError(f"unknown option '-{letter}'")
+        if opt.takes_value:
+            value, i = _value(args, i, arg[j + 1 :] or None, f"-{letter}")
+            found.append((opt.key, value))
+            return i
+        found.append((opt.key, None))
+    return i
+
+
+def _value(args: list[str], i: int, inline: str | None, flag: str) -> tuple[str, int]:
+    """The option's value: ``inline`` when given, else the next argument."""
+    if inline is not None:
+        return inline, i
+    if i + 1 < len(args):
+        return args[i + 1], i + 1
+    raise UsageError(f"option '{flag}' needs a value")

@@ -18,6 +18,10 @@ from pyinit.signals import job_stop_rewrites, parse_signal
 from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations only
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 TINI_USAGE = """\
 tini (pyinit {version})
 Usage: tini [OPTIONS] PROGRAM [--] [ARGS...] | --version
@@ -70,9 +74,59 @@ def _tini_exec_failure(exc: SpawnError) -> int:
     return 1
 
 
-def tini_main(args: list[str]) -> int:
-    from pyinit.wrapper import Wrapper, WrapperOptions
+class _TiniArgs:
+    """What tini's flags and environment asked for, gathered left to right."""
 
+    __slots__ = ("verbosity", "subreaper", "group", "warn", "remap", "death_signal")
+
+    def __init__(self) -> None:
+        raw = os.environ.get("TINI_VERBOSITY", "")
+        self.verbosity = int(raw) if raw.isdigit() else 1
+        self.subreaper = "TINI_SUBREAPER" in os.environ
+        self.group = "TINI_KILL_PROCESS_GROUP" in os.environ
+        self.warn = False
+        self.remap: set[int] = set()
+        self.death_signal: int | None = None
+
+    def set_subreaper(self) -> None:
+        self.subreaper = True
+
+    def add_verbose(self) -> None:
+        self.verbosity += 1
+
+    def set_warn(self) -> None:
+        self.warn = True
+
+    def set_group(self) -> None:
+        self.group = True
+
+    def add_remap(self, value: str) -> None:
+        if not value.isdigit() or int(value) > 255:
+            raise UsageError(f"-e expects an exit code from 0 to 255; got {value!r}")
+        self.remap.add(int(value))
+
+    def set_death_signal(self, value: str) -> None:
+        try:
+            self.death_signal = parse_signal(value)
+        except ValueError as exc:
+            raise UsageError(f"-p: {exc}") from None
+
+
+# What each TINI_OPTIONS key does, besides -h and -l (print and exit 0): a flag,
+# or a setter for an option with a value.
+_TINI_FLAGS: dict[str, Callable[[_TiniArgs], None]] = {
+    "subreaper": _TiniArgs.set_subreaper,
+    "verbose": _TiniArgs.add_verbose,
+    "warn": _TiniArgs.set_warn,
+    "group": _TiniArgs.set_group,
+}
+_TINI_SETTERS: dict[str, Callable[[_TiniArgs, str], None]] = {
+    "remap": _TiniArgs.add_remap,
+    "pdeath": _TiniArgs.set_death_signal,
+}
+
+
+def tini_main(args: list[str]) -> int:
     usage = TINI_USAGE.format(version=__version__)
     if args[:1] == ["--version"]:
         sys.stdout.write(f"tini version 0.19.0 (pyinit {__version__})\n")
@@ -82,63 +136,50 @@ def tini_main(args: list[str]) -> int:
     except UsageError as exc:
         sys.stderr.write(f"tini: {exc}\n{usage}")
         return 1
-    verbosity = 1
-    raw = os.environ.get("TINI_VERBOSITY", "")
-    if raw.isdigit():
-        verbosity = int(raw)
-    subreaper = "TINI_SUBREAPER" in os.environ
-    group = "TINI_KILL_PROCESS_GROUP" in os.environ
-    warn = False
-    remap: set[int] = set()
-    death_signal: int | None = None
+    prints = {"help": usage, "license": LICENSE}
+    opts = _TiniArgs()
     for key, value in found:
-        if key == "help":
-            sys.stdout.write(usage)
+        text = prints.get(key)
+        if text is not None:
+            sys.stdout.write(text)
             return 0
-        if key == "license":
-            sys.stdout.write(LICENSE)
-            return 0
-        if key == "subreaper":
-            subreaper = True
-        elif key == "verbose":
-            verbosity += 1
-        elif key == "warn":
-            warn = True
-        elif key == "group":
-            group = True
-        elif key == "remap" and value is not None:
-            if not value.isdigit() or int(value) > 255:
-                sys.stderr.write(f"tini: -e expects an exit code from 0 to 255; got {value!r}\n")
-                return 1
-            remap.add(int(value))
-        elif key == "pdeath" and value is not None:
-            try:
-                death_signal = parse_signal(value)
-            except ValueError as exc:
-                sys.stderr.write(f"tini: -p: {exc}\n")
-                return 1
+        try:
+            if value is None:
+                _TINI_FLAGS[key](opts)
+            else:
+                _TINI_SETTERS[key](opts, value)
+        except UsageError as exc:
+            # tini's own checks name the flag, without the usage text.
+            sys.stderr.write(f"tini: {exc}\n")
+            return 1
     if not command:
         sys.stderr.write(usage)
         return 1
-    opts = WrapperOptions(
+    return _run_tini(opts, command)
+
+
+def _run_tini(opts: _TiniArgs, command: list[str]) -> int:
+    from pyinit.wrapper import Wrapper, WrapperOptions
+
+    wrapper_opts = WrapperOptions(
         argv=command,
         name="tini",
         isolation="new-group",
-        forward_to_group=group,
-        remap_exit=frozenset(remap),
+        forward_to_group=opts.group,
+        remap_exit=frozenset(opts.remap),
         grace=None,
         suspend_on_job_control=False,
         # tini leaves stop requests on the terminal to the child's group alone.
         ignored_signals=frozenset({signal.SIGTTIN, signal.SIGTTOU}),
-        subreaper=subreaper,
+        subreaper=opts.subreaper,
         warn_not_reaper=True,
-        warn_on_reap=warn,
-        parent_death_signal=death_signal,
+        warn_on_reap=opts.warn,
+        parent_death_signal=opts.death_signal,
         # tini's levels: 1 fatal and warnings, 2 info, 3 debug, 4 trace.
-        verbosity=max(0, verbosity - 1),
+        verbosity=max(0, opts.verbosity - 1),
         exec_failure_code=_tini_exec_failure,
     )
-    return Wrapper(opts).run()
+    return Wrapper(wrapper_opts).run()
 
 
 DUMB_INIT_USAGE = """\

@@ -25,65 +25,20 @@ from typing import Any
 import pytest
 
 import pyinit
-from tests.conftest import DEVNULL, PYINIT, Proc, Runner
-from tests.e2e.supervisor_helpers import argv, sh, start, wait_for_lines, write_config
-
-CLIENT_TIMEOUT = 15.0
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """The environment of pyinit and of its clients: the runtime dir in tmp_path."""
-    return {**os.environ, "PYINIT_RUNTIME_DIR": str(tmp_path / "run")}
-
-
-def ctl(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run the client ``pyinit ARGS`` to completion."""
-    return subprocess.run(
-        [*PYINIT, *args],
-        env=env,
-        stdin=DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLIENT_TIMEOUT,
-        check=False,
-        **kwargs,
-    )
-
-
-def ok(env: dict[str, str], *args: str) -> str:
-    """``pyinit ARGS`` that must exit 0; its stdout."""
-    done = ctl(env, *args)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
-
-
-def status(env: dict[str, str]) -> dict[str, Any]:
-    services: dict[str, Any] = json.loads(ok(env, "status", "--json"))["services"]
-    return services
-
-
-def pids(env: dict[str, str]) -> dict[str, int | None]:
-    return {name: svc["pid"] for name, svc in status(env).items()}
-
-
-def boot(runner: Runner, tmp_path: Path, env: dict[str, str], text: str, *ready: str) -> Proc:
-    """Start ``pyinit -c`` with ``text`` as services.yaml and wait until ``ready``
-    are. The socket exists before the first service starts, so the first
-    ``started`` line means the clients can connect."""
-    config = write_config(tmp_path, text)
-    proc = start(runner, config, env=env, stdin=DEVNULL)
-    assert proc.err is not None
-    proc.err.expect(r": started \(pid \d+\)")
-    if ready:
-        ok(env, "wait", "--ready", *ready, "--timeout", "10s")
-    return proc
-
-
-def stop_pyinit(proc: Proc) -> int:
-    proc.signal(15)
-    code, _out, _err = proc.finish()
-    return code
+from tests.helpers.cli import DEVNULL, PYINIT, Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import wait_for_lines
+from tests.helpers.supervisor import (
+    CLIENT_TIMEOUT,
+    boot,
+    ctl,
+    ok,
+    pids,
+    start,
+    status,
+    stop_pyinit,
+    write_config,
+)
 
 
 def request(path: str, data: bytes, *, timeout: float = 10.0) -> bytes:
@@ -113,7 +68,7 @@ services:
   db:
     command: {argv("sleep", "1000")}
   web:
-    command: {sh("echo web line 1; echo web line 2; echo web line 3 >&2; exec sleep 1000")}
+    command: {argv(*sh("echo web line 1; echo web line 2; echo web line 3 >&2; exec sleep 1000"))}
     depends_on: [db]
   other:
     command: {argv("sleep", "1001")}
@@ -212,7 +167,7 @@ def test_signal_reaches_service(cli: Runner, tmp_path: Path, env: dict[str, str]
     text = f"""
     services:
       worker:
-        command: {sh(script)}
+        command: {argv(*sh(script))}
         ready: {{log_line: "^up$$"}}
     """
     proc = boot(cli, tmp_path, env, text, "worker")
@@ -288,7 +243,9 @@ def test_wait_ready(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
     text = f"""
     services:
       slow:
-        command: {sh(f"while [ ! -e {flag} ]; do sleep 0.05; done; echo up; exec sleep 1000")}
+        command: {
+    argv(*sh(f"while [ ! -e {flag} ]; do sleep 0.05; done; echo up; exec sleep 1000"))
+}
         ready: {{log_line: "^up$$"}}
       bad:
         command: {argv("false")}

@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    Runner,
-    expect_ready,
-    helper,
-    proc_state,
-    real_tool,
-    recorder,
-    wait_for_file,
-    wait_until,
-)
+from tests.helpers.cli import Runner, helper, real_tool
+from tests.helpers.commands import expect_ready, recorder
+from tests.helpers.deadlines import wait_for_file, wait_until
+from tests.helpers.procs import proc_state
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -21,20 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, entry_point, wait_until
-from tests.e2e.fault_helpers import (
+from tests.helpers.cli import PYTHON, Runner, entry_point
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import count_lines, file_lines, wait_line, wait_until
+from tests.helpers.procs import (
     assert_no_traceback,
     assert_no_zombies,
-    count_lines,
     fd_count,
     live,
     one_live,
-    status,
-    wait_line_after,
     zombies,
 )
-from tests.e2e.health_helpers import runtime_env, start_pyinit, wait_line
-from tests.e2e.supervisor_helpers import PY, argv, file_lines, sh, write_config
+from tests.helpers.supervisor import runtime_env, start_pyinit, status_json, write_config
 
 SEED = 20240606
 # Service keys, indented as in the configs below (write_config dedents the whole).
@@ -62,10 +60,10 @@ def test_sigkill_at_random_moments(cli: Runner, tmp_path: Path) -> None:
         settings: {{shutdown_timeout: 10s}}
         services:
           booting:
-            command: {sh(f"echo booting >> {starts}; exec sleep 1001")}
+            command: {argv(*sh(f"echo booting >> {starts}; exec sleep 1001"))}
             ready: {{exec: ["false"], interval: 100ms, timeout: 0}}{FAST_RESTART}
           probed:
-            command: {sh(f"echo probed >> {starts}; exec sleep 1002")}
+            command: {argv(*sh(f"echo probed >> {starts}; exec sleep 1002"))}
             healthcheck:
               test: ["CMD", "sleep", "0.21"]
               interval: 30ms
@@ -73,10 +71,10 @@ def test_sigkill_at_random_moments(cli: Runner, tmp_path: Path) -> None:
               retries: 1000{FAST_RESTART}
           stubborn:
             command: {
-            sh(
+            argv(*sh(
                 f"trap 'echo term >> {stubborn}; sleep 0.6; exit 0' TERM; "
                 f"echo stubborn >> {starts}; sleep 1003 & wait"
-            )
+            ))
         }
         """,
     )
@@ -154,13 +152,13 @@ def test_orphan_storm_with_crash_loop(cli: Runner, tmp_path: Path) -> None:
         f"""
         services:
           storm:
-            command: {sh(STORM)}
+            command: {argv(*sh(STORM))}
           crash:
             command: {
-            sh(
+            argv(*sh(
                 f"echo start >> {starts}; [ -e {calm} ] && exec sleep 1005; "
                 f"echo crash >> {crashes}; exit 3"
-            )
+            ))
         }{FAST_RESTART}
         """,
     )
@@ -171,7 +169,7 @@ def test_orphan_storm_with_crash_loop(cli: Runner, tmp_path: Path) -> None:
     calm.touch()  # the next start of crash stays up
     wait_line(proc.out, r"^pyinit: crash: started", timeout=5)
     one_live(proc, "sleep 1005")
-    snap = status(tmp_path)
+    snap = status_json(tmp_path)
     assert snap["orphans_reaped"] == 10000, snap
     crash = snap["services"]["crash"]
     recorded = count_lines(crashes, "crash")
@@ -237,9 +235,9 @@ def test_daemon_and_escaped_process_swept(cli: Runner, tmp_path: Path) -> None:
         settings: {{shutdown_timeout: 10s}}
         services:
           daemon:
-            command: {argv(PY, "-c", DAEMON, log)}
+            command: {argv(PYTHON, "-c", DAEMON, log)}
           escaper:
-            command: {argv(PY, "-c", ESCAPER, log)}
+            command: {argv(PYTHON, "-c", ESCAPER, log)}
         """,
     )
     proc = start_pyinit(cli, tmp_path, config)
@@ -299,7 +297,7 @@ def test_hanging_probe_leaves_nothing(cli: Runner, tmp_path: Path) -> None:
     # A leak grows by at least one fd per probe: 6 or more over these 6 probes.
     assert max(fds[2:]) - min(fds[2:]) <= 2, f"pyinit's fds grew: {fds}"
     assert_no_zombies(proc)
-    assert status(tmp_path)["services"]["hang"]["health"] == "unhealthy"
+    assert status_json(tmp_path)["services"]["hang"]["health"] == "unhealthy"
     proc.signal(signal.SIGTERM)
     code, out, _ = proc.finish()
     assert_no_traceback(out)
@@ -331,7 +329,7 @@ def test_injected_handler_fault(cli: Runner, tmp_path: Path) -> None:
     proc.signal(signal.SIGWINCH)
     wait_line(proc.out, r"^pyinit: internal error \(continuing\):$")
     wait_line(proc.out, r"^RuntimeError: injected fault$")
-    assert status(tmp_path)["services"]["victim"]["state"] == "running"
+    assert status_json(tmp_path)["services"]["victim"]["state"] == "running"
     # SIGCHLD and SIGWINCH pending while pyinit is stopped arrive in one batch.
     proc.signal(signal.SIGSTOP)
     wait_until(lambda: open(f"/proc/{proc.init_pid}/stat").read().split()[2] == "T", "stop")
@@ -341,7 +339,7 @@ def test_injected_handler_fault(cli: Runner, tmp_path: Path) -> None:
     proc.signal(signal.SIGCONT)
     wait_line(proc.out, r"^pyinit: victim: exited \(killed by SIGKILL\); restart 1 in ", 3)
     one_live(proc, "sleep 1007", other_than=victim)
-    snap = status(tmp_path)
+    snap = status_json(tmp_path)
     assert snap["services"]["victim"]["restarts"] == 1, snap
     assert_no_zombies(proc)
     proc.signal(signal.SIGTERM)
@@ -367,7 +365,7 @@ def test_out_of_file_descriptors(cli: Runner, tmp_path: Path) -> None:
     hogs = "".join(
         f"""
           hog{i}:
-            command: {sh(f"echo hog {i}; sleep 1")}"""
+            command: {argv(*sh(f"echo hog {i}; sleep 1"))}"""
         for i in range(6)
     )
     lates = "".join(
@@ -411,18 +409,18 @@ def test_out_of_file_descriptors(cli: Runner, tmp_path: Path) -> None:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(path)
         conns.append(conn)
-    wait_line_after(out, r"^pyinit: control socket: accept failed: .*Too many open files", mark)
+    wait_line(out, r"^pyinit: control socket: accept failed: .*Too many open files", start=mark)
     victim = one_live(proc, "sleep 1000")
     mark = len(out.lines)
     os.kill(victim, signal.SIGKILL)
-    wait_line_after(out, r"^pyinit: late0: exited \(killed by SIGKILL\)", mark)
-    wait_line_after(out, r"^pyinit: late0: exited \(cannot start: .*Too many open files", mark)
+    wait_line(out, r"^pyinit: late0: exited \(killed by SIGKILL\)", start=mark)
+    wait_line(out, r"^pyinit: late0: exited \(cannot start: .*Too many open files", start=mark)
     before = count_lines(probes, "p")
     for conn in conns:
         conn.close()
     one_live(proc, "sleep 1000", other_than=victim)
     wait_until(lambda: count_lines(probes, "p") > before + 2, "probes passing again")
-    snap = status(tmp_path)
+    snap = status_json(tmp_path)
     assert snap["services"]["probed"]["health"] == "healthy", snap
     for i in range(4):
         assert snap["services"][f"late{i}"]["state"] == "running", snap

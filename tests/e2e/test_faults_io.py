@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, entry_point, pump_to_eof, wait_until
-from tests.e2e.fault_helpers import assert_no_traceback, assert_no_zombies, one_live, status
-from tests.e2e.health_helpers import runtime_env, start_pyinit, wait_line
-from tests.e2e.supervisor_helpers import PY, argv, blocked_writing, file_lines, sh, write_config
+from tests.helpers.cli import PYTHON, Runner, entry_point
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import file_lines, pump_to_eof, wait_line, wait_until
+from tests.helpers.procs import assert_no_traceback, assert_no_zombies, blocked_writing, one_live
+from tests.helpers.supervisor import runtime_env, start_pyinit, status_json, write_config
 
-TICKER = sh("i=0; while :; do i=$((i+1)); echo tick $i >&2; sleep 0.02; done")
+TICKER = argv(*sh("i=0; while :; do i=$((i+1)); echo tick $i >&2; sleep 0.02; done"))
 
 
 @pytest.mark.timeout(20)
@@ -35,7 +36,9 @@ def test_service_closes_stdout_early(cli: Runner, tmp_path: Path) -> None:
         f"""
         services:
           closer:
-            command: {sh("echo before; exec >&-; sleep 0.3; echo after >&2; exec sleep 1020")}
+            command: {
+            argv(*sh("echo before; exec >&-; sleep 0.3; echo after >&2; exec sleep 1020"))
+        }
           ticker:
             command: {TICKER}
         """,
@@ -48,7 +51,7 @@ def test_service_closes_stdout_early(cli: Runner, tmp_path: Path) -> None:
     for _ in range(5):  # the ticker goes on after closer closed its stdout
         proc.out.expect(r"^ticker +\| tick \d+$")
     assert one_live(proc, "sleep 1020") == pid
-    snap = status(tmp_path)["services"]["closer"]
+    snap = status_json(tmp_path)["services"]["closer"]
     assert snap["state"] == "running" and snap["restarts"] == 0, snap
     assert_no_zombies(proc)
     proc.signal(signal.SIGTERM)
@@ -88,7 +91,7 @@ def test_stderr_flood_does_not_starve_others(cli: Runner, tmp_path: Path) -> Non
           ticker:
             command: {TICKER}
           flood:
-            command: {argv(PY, "-c", FLOOD, stop, done)}
+            command: {argv(PYTHON, "-c", FLOOD, stop, done)}
             depends_on: {{ticker: {{condition: service_started}}}}
         """,
     )
@@ -116,8 +119,8 @@ def test_stderr_flood_does_not_starve_others(cli: Runner, tmp_path: Path) -> Non
     assert code == 0, text[-2000:]
 
 
-CHATTY = sh("i=0; while :; do i=$((i+1)); echo chat $i; sleep 0.01; done")
-FLOODER = sh("exec yes flood-out-flood-out-flood-out")
+CHATTY = argv(*sh("i=0; while :; do i=$((i+1)); echo chat $i; sleep 0.01; done"))
+FLOODER = argv(*sh("exec yes flood-out-flood-out-flood-out"))
 
 
 @pytest.mark.timeout(30)
@@ -161,7 +164,7 @@ def test_own_stdout_closed_or_blocked(cli: Runner, tmp_path: Path, how: str) -> 
     os.kill(victim, signal.SIGKILL)
     wait_line(err, r"^pyinit: victim: exited \(killed by SIGKILL\); restart 1 in ")
     one_live(proc, "sleep 1022", other_than=victim)
-    snap = status(tmp_path)["services"]
+    snap = status_json(tmp_path)["services"]
     assert snap["victim"]["restarts"] == 1 and snap["victim"]["state"] == "running", snap
     assert snap["chatty"]["state"] == "running", snap
     assert_no_zombies(proc)

@@ -20,28 +20,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, proc_status
-from tests.e2e.health_helpers import (
-    descendants,
+from tests.helpers.cli import PYTHON, Runner, helper
+from tests.helpers.commands import argv, sdnotify, sh
+from tests.helpers.deadlines import wait_for_count, wait_line
+from tests.helpers.procs import descendants, proc_status
+from tests.helpers.supervisor import (
     make_fifo,
     pyinit_health,
-    sdnotify,
     service_status,
     start_pyinit,
-    wait_line,
     wait_status,
+    write_config,
     write_fifo,
 )
-from tests.e2e.supervisor_helpers import (
-    PY,
-    argv,
-    sh,
-    wait_for_count,
-    write_config,
-)
-from tests.e2e.test_health_ready import GATED
 
-SLEEPER = argv(PY, "-c", "import signal\nwhile True: signal.pause()")
+SLEEPER = argv(PYTHON, "-c", "import signal\nwhile True: signal.pause()")
 
 
 def file_check(path: Path, retries: int = 2, extra: str = "") -> str:
@@ -103,7 +96,7 @@ def test_pyinit_health_follows_the_services(cli: Runner, tmp_path: Path) -> None
         f"""
         services:
           gated:
-            command: {argv(PY, "-c", GATED, "fd", fifo, tmp_path / "marker", 0)}
+            command: {argv(*helper("gated.py", "fd", fifo, tmp_path / "marker", 0))}
             ready: {{fd: 3}}
           checked:
             command: {SLEEPER}
@@ -250,7 +243,7 @@ def test_service_healthy_waits_for_first_passing_check(cli: Runner, tmp_path: Pa
               start_interval: 100ms
               retries: 1
           app:
-            command: {sh(f"if [ -e {ok} ]; then echo 'app saw ok'; fi; exec sleep 1000")}
+            command: {argv(*sh(f"if [ -e {ok} ]; then echo 'app saw ok'; fi; exec sleep 1000"))}
             depends_on: {{db: {{condition: service_healthy}}}}
         """,
     )
@@ -285,7 +278,7 @@ def test_idle_pyinit_does_not_poll(cli: Runner, tmp_path: Path) -> None:
         f"""
         services:
           web:
-            command: {sh("echo up; exec sleep 1000")}
+            command: {argv(*sh("echo up; exec sleep 1000"))}
             healthcheck: {{test: [CMD, "true"], interval: 30s}}
             ready: {{log_line: up}}
         """,

@@ -13,102 +13,31 @@ from __future__ import annotations
 
 import re
 import signal
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.health_helpers import (
-    free_port,
+from tests.helpers.cli import Runner, helper
+from tests.helpers.commands import argv, sdnotify, sh
+from tests.helpers.deadlines import wait_line
+from tests.helpers.net import free_port, send_datagram
+from tests.helpers.supervisor import (
     make_fifo,
     read_status,
-    sdnotify,
-    send_datagram,
     service_status,
     start_pyinit,
-    wait_line,
     wait_status,
+    write_config,
     write_fifo,
-)
-from tests.e2e.supervisor_helpers import PY, argv, sh, write_config
-
-# A service that becomes ready in one of several ways once the test writes to FIFO;
-# it writes MARKER right before. argv: MODE FIFO MARKER PORT.
-GATED = textwrap.dedent(
-    """
-    import os, signal, socket, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    mode, fifo, marker, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-
-    def say(text):
-        os.write(1, (text + "\\n").encode())
-
-    def mark():
-        with open(marker, "w") as f:
-            f.write("ready")
-
-    if mode == "http":
-        # Listens at once, answers 503 on /ready until released, then 200.
-        go = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-        state = {"ready": False, "refused": 0}
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if not state["ready"]:
-                    try:
-                        released = bool(os.read(go, 100))
-                    except BlockingIOError:
-                        released = False
-                    if released:
-                        mark()
-                        state["ready"] = True
-                code = 200 if state["ready"] and self.path == "/ready" else 503
-                if code == 503:
-                    state["refused"] += 1
-                    if state["refused"] == 1:
-                        say("server waiting (answered 503)")
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-
-    say("server waiting")
-    with open(fifo) as f:
-        f.read(1)
-    if mode == "log_line":
-        say("listening on port")  # no digits: the pattern does not match this one
-        mark()
-        say(f"listening on {port}")
-    elif mode == "fd":
-        mark()
-        os.write(3, b"\\n")
-        os.close(3)
-    elif mode == "tcp":
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        mark()
-        s.listen()
-        while True:
-            s.accept()[0].close()
-    while True:
-        signal.pause()
-    """
 )
 
 
 def client(marker: Path, name: str = "client") -> str:
     """A dependant: says whether ``marker`` existed when it started, then stays up."""
-    return sh(
+    return argv(*sh(
         f"if [ -e {marker} ]; then echo '{name} saw marker'; "
         f"else echo '{name} started early'; fi; exec sleep 1000"
-    )
+    ))
 
 
 def index_of(lines: list[str], pattern: str) -> int:
@@ -149,7 +78,7 @@ def test_readiness_gates_dependant(cli: Runner, tmp_path: Path, mode: str) -> No
         f"""
         services:
           server:
-            command: {argv(PY, "-c", GATED, mode, fifo, marker, port)}
+            command: {argv(*helper("gated.py", mode, fifo, marker, port))}
             ready: {READY_YAML[mode].format(port=port)}
           client:
             command: {client(marker)}
@@ -200,7 +129,7 @@ def test_sd_notify_gates_dependant(cli: Runner, tmp_path: Path) -> None:
             command: {sdnotify(other_fifo)}
             environment: {{NOTIFY_SOCKET: "{expected_socket}"}}
           client:
-            command: {sh("echo 'client started'; exec sleep 1000")}
+            command: {argv(*sh("echo 'client started'; exec sleep 1000"))}
             depends_on: {{notifier: {{condition: service_ready}}}}
         """,
     )
@@ -292,13 +221,13 @@ def test_main_command_waits_for_every_service_ready(cli: Runner, tmp_path: Path)
         f"""
         services:
           slow:
-            command: {argv(PY, "-c", GATED, "fd", fifo, marker, 0)}
+            command: {argv(*helper("gated.py", "fd", fifo, marker, 0))}
             ready: {{fd: 3}}
           quick:
             command: [sleep, "1000"]
           setup:
             type: oneshot
-            command: {sh("echo setup done")}
+            command: {argv(*sh("echo setup done"))}
         """,
     )
     main = f"if [ -e {marker} ]; then echo 'main saw marker'; fi; exit 7"

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import promtext
-from tests.conftest import Proc, Runner
-from tests.e2e.supervisor_helpers import argv, run_raw, sh, start, write_config
+from tests.helpers import promtext
+from tests.helpers.cli import Proc, Runner, run_raw
+from tests.helpers.commands import argv, sh
+from tests.helpers.supervisor import start, write_config
 
 REPORT = r"^pyinit: report: {name}: {rest}$"
 
@@ -88,7 +89,7 @@ def test_endpoints_report_readiness_metrics_and_status(cli: Runner, tmp_path: Pa
         f"""
         services:
           gate:
-            command: {sh(f"read go < {fifo}; echo up; exec sleep 1000")}
+            command: {argv(*sh(f"read go < {fifo}; echo up; exec sleep 1000"))}
             ready: {{log_line: "^up$$"}}
           app:
             command: {argv("sleep", "1000")}
@@ -215,7 +216,7 @@ def test_settings_http_enables_the_flag_overrides_and_a_busy_port_exits_2(
           http: "127.0.0.1:{busy}"
         services:
           web:
-            command: {sh(f"touch {marker}; exec sleep 1000")}
+            command: {argv(*sh(f"touch {marker}; exec sleep 1000"))}
         """,
     )
     with listening(busy):
@@ -268,7 +269,7 @@ def test_termination_report_names_the_failure(
         f"""
         services:
           bad:
-            command: {sh("exit 3")}
+            command: {argv(*sh("exit 3"))}
             restart: on-failure
             start_limit: {{burst: 2, interval: 1m}}
             backoff: {{initial: 100ms}}

@@ -35,8 +35,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DEFAULT_TIMEOUT, PIPE, PYINIT, Proc, Runner, wait_until
-from tests.e2e.health_helpers import free_port
+from tests.helpers.cli import PIPE, PYINIT, Proc, Runner
+from tests.helpers.deadlines import DEFAULT_TIMEOUT, wait_until
+from tests.helpers.net import free_port
 
 UID, GID = 1000870000, 0
 PY = sys.executable

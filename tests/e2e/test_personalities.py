@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, expect_ready, helper, real_tool, recorder, sh
+from tests.helpers.cli import Runner, helper, real_tool
+from tests.helpers.commands import expect_ready, recorder, sh
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -14,9 +14,11 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import DEFAULT_TIMEOUT, PYINIT, Runner
-from tests.e2e.health_helpers import free_port, runtime_env
-from tests.e2e.supervisor_helpers import sh, wait_for_lines, write_config
+from tests.helpers.cli import PYINIT, Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import DEFAULT_TIMEOUT, wait_for_lines
+from tests.helpers.net import free_port
+from tests.helpers.supervisor import runtime_env, write_config
 
 SECRET = "hunter2"
 
@@ -41,7 +43,7 @@ def config_text(tmp_path: Path, port: int, value: str) -> str:
           http: "127.0.0.1:{port}"
         services:
           web:
-            command: {sh(f"env | grep -c {SECRET} > {count}.tmp; mv {count}.tmp {count}; exec sleep 1000")}
+            command: {argv(*sh(f"env | grep -c {SECRET} > {count}.tmp; mv {count}.tmp {count}; exec sleep 1000"))}
             environment:
               DB_PASSWORD: "{value}"
               OTHER: "x-{value}-y"

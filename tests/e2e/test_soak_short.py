@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unshare_prefix
+from tests.helpers.cli import unshare_prefix
 
 SOAK = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 

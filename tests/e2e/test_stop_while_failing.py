@@ -12,18 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.supervisor_helpers import argv, sh
-from tests.e2e.test_control import boot, env, ok, status, stop_pyinit
-
-__all__ = ["env"]  # the fixture, used by name
+from tests.helpers.cli import Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.supervisor import boot, ok, status, stop_pyinit
 
 
 def config(flag: Path) -> str:
     return f"""
 services:
   slow:
-    command: {sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.1; done")}
+    command: {argv(*sh("trap 'sleep 1; exit 0' TERM; while :; do sleep 0.1; done"))}
     restart: on-failure
     healthcheck: {{exec: {argv("test", "-f", flag)}, interval: 200ms, retries: 1}}
 """

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.supervisor_helpers import argv, sh, start, wait_for_lines, write_config
+from tests.helpers.cli import Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import wait_for_lines
+from tests.helpers.supervisor import start, write_config
 
 BAD = """\
 services:
@@ -81,7 +83,9 @@ def test_failed_start_is_reported_and_others_keep_running(
         f"""
 services:
   keeper:
-    command: {sh(f"trap 'echo stop >> {log}; exit 0' TERM; echo up >> {log}; sleep 1000 & wait")}
+    command: {
+    argv(*sh(f"trap 'echo stop >> {log}; exit 0' TERM; echo up >> {log}; sleep 1000 & wait"))
+}
   broken:
     {settings}
 """,

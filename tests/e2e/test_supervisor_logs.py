@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, wait_until
-from tests.e2e.supervisor_helpers import (
-    PY,
-    argv,
-    blocked_writing,
-    file_lines,
-    py,
-    recorder,
-    run_raw,
-    sh,
-    start,
-    write_config,
-)
+from tests.helpers.cli import PYTHON, Runner, run_raw
+from tests.helpers.commands import argv, py, recorder, sh
+from tests.helpers.deadlines import file_lines, wait_for_file, wait_until
+from tests.helpers.procs import blocked_writing
+from tests.helpers.supervisor import start, write_config
 
 LINES = 16384  # 64 bytes each: 1 MiB
 BIG = f"""
@@ -58,7 +50,7 @@ def test_text_logs_arrive_whole(tmp_path: Path) -> None:
             time.sleep(0.05)
         """
     )
-    raw_bytes = sh("printf 'bad \\377\\376 bytes\\n'")
+    raw_bytes = argv(*sh("printf 'bad \\377\\376 bytes\\n'"))
     config = write_config(
         tmp_path,
         f"""
@@ -66,9 +58,9 @@ def test_text_logs_arrive_whole(tmp_path: Path) -> None:
           big:
             command: {py(BIG)}
           streams:
-            command: {sh("echo to-stderr-1 >&2; echo to-stdout; echo to-stderr-2 >&2")}
+            command: {argv(*sh("echo to-stderr-1 >&2; echo to-stdout; echo to-stderr-2 >&2"))}
           partial:
-            command: {sh("printf 'no newline at end'")}
+            command: {argv(*sh("printf 'no newline at end'"))}
           long:
             command: {long_line}
           slowlong:
@@ -106,7 +98,7 @@ def test_json_log_lines(tmp_path: Path) -> None:
     exactly ts, service, stream, pid, line; ``pid`` is the writer's pid, ``stream``
     the stream it wrote to, and bytes that are not UTF-8 can be recovered from
     ``line`` (surrogate escapes)."""
-    app = sh("echo pid $$; echo oops >&2; printf 'raw \\377\\n'")
+    app = argv(*sh("echo pid $$; echo oops >&2; printf 'raw \\377\\n'"))
     config = write_config(
         tmp_path,
         f"""
@@ -145,9 +137,9 @@ def test_logging_inherit_writes_straight_through(tmp_path: Path) -> None:
         services:
           direct:
             logging: inherit
-            command: {sh("echo straight through; echo straight err >&2")}
+            command: {argv(*sh("echo straight through; echo straight err >&2"))}
           routed:
-            command: {sh("echo via pyinit")}
+            command: {argv(*sh("echo via pyinit"))}
         """,
     )
     done = run_raw(config)
@@ -172,7 +164,7 @@ def test_service_of_another_user_can_reopen_dev_stdout(tmp_path: Path) -> None:
         services:
           nobody:
             user: "65534:65534"
-            command: {sh("echo by path > /dev/stdout && echo err by path > /dev/stderr")}
+            command: {argv(*sh("echo by path > /dev/stdout && echo err by path > /dev/stderr"))}
         """,
     )
     done = run_raw(config)
@@ -200,7 +192,7 @@ def test_slow_stdout_reader_does_not_stall_signals(cli: Runner, tmp_path: Path) 
         f"""
         services:
           flood:
-            command: {argv(PY, "-c", FLOOD, "flood-marker")}
+            command: {argv(PYTHON, "-c", FLOOD, "flood-marker")}
         """,
     )
     proc = start(cli, config)
@@ -260,20 +252,24 @@ def test_closed_stdout_does_not_signal_services(cli: Runner, tmp_path: Path) -> 
         f"""
         services:
           talker:
-            command: {sh(f"while :; do echo hello; echo tick >> {ticks}; sleep 0.02; done")}
+            command: {argv(*sh(f"while :; do echo hello; echo tick >> {ticks}; sleep 0.02; done"))}
           quiet:
-            command: {recorder("quiet", log, "SIGPIPE")}
+            command: {
+            argv(*recorder(signal.SIGPIPE, role="quiet", log=log, exit_on=signal.SIGTERM))
+        }
         """,
     )
     proc = start(cli, config)
     assert proc.out is not None and proc.err is not None
     proc.out.expect("hello")
-    wait_until(lambda: "quiet up" in file_lines(log), "quiet to be up")
+    wait_for_file(log, "ready quiet ")
     assert proc.popen.stdout is not None
     proc.popen.stdout.close()  # the only read end: pyinit's next write fails
     seen = len(file_lines(ticks))
     wait_until(lambda: len(file_lines(ticks)) >= seen + 10, "talker to write on")
-    assert file_lines(log) == ["quiet up"], "a service got SIGPIPE"
+    assert [line.split(" pid=")[0] for line in file_lines(log)] == ["ready quiet"], (
+        "a service got SIGPIPE"
+    )
     assert proc.popen.poll() is None, "pyinit died of its closed stdout"
     proc.signal(signal.SIGTERM)
     proc.err.read_to_eof()

@@ -12,18 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.supervisor_helpers import (
-    PY,
-    argv,
-    file_lines,
-    recorder,
-    run_raw,
-    sh,
-    start,
-    wait_for_lines,
-    write_config,
-)
+from tests.helpers.cli import PYTHON, Runner, run_raw
+from tests.helpers.commands import argv, recorder, sh, sig_lines
+from tests.helpers.deadlines import file_lines, wait_for_file, wait_for_lines
+from tests.helpers.supervisor import start, write_config
 
 
 def _index(lines: list[str], pattern: str) -> int:
@@ -36,13 +28,13 @@ def _index(lines: list[str], pattern: str) -> int:
 
 def _wait_then(log: Path, peer: str, me: str) -> str:
     """sh: note ``me`` started, wait (up to 5 s) for ``peer`` to start, note it, stay up."""
-    return sh(
+    return argv(*sh(
         f"echo '{me} start' >> {log}; i=0; "
         f"while ! grep -qx '{peer} start' {log}; do "
         f"i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.05; done; "
         f"grep -qx '{peer} start' {log} && echo '{me} saw {peer}' >> {log}; "
         "exec sleep 1000"
-    )
+    ))
 
 
 @pytest.mark.timeout(20)
@@ -58,7 +50,9 @@ def test_start_order_and_parallel_start(cli: Runner, tmp_path: Path) -> None:
         services:
           setup:
             type: oneshot
-            command: {sh(f"echo 'setup start' >> {log}; sleep 0.2; echo 'setup done' >> {log}")}
+            command: {
+            argv(*sh(f"echo 'setup start' >> {log}; sleep 0.2; echo 'setup done' >> {log}"))
+        }
           x:
             command: {_wait_then(log, "y", "x")}
             depends_on: {{setup: {{condition: service_completed_successfully}}}}
@@ -66,13 +60,13 @@ def test_start_order_and_parallel_start(cli: Runner, tmp_path: Path) -> None:
             command: {_wait_then(log, "x", "y")}
             depends_on: {{setup: {{condition: service_completed_successfully}}}}
           a:
-            command: {argv(PY, "-c", "import time; time.sleep(1000)", "a-marker")}
+            command: {argv(PYTHON, "-c", "import time; time.sleep(1000)", "a-marker")}
           b:
             command: {
-            sh(
+            argv(*sh(
                 f"grep -qs 'a-marke[r]' /proc/[0-9]*/cmdline && echo 'b saw a' >> {log}; "
                 f"echo 'b start' >> {log}; exec sleep 1000"
-            )
+            ))
         }
             depends_on: [a]
         """,
@@ -103,9 +97,9 @@ def test_dependency_that_cannot_hold_fails_dependant(tmp_path: Path) -> None:
         services:
           setup:
             type: oneshot
-            command: {sh("exit 1")}
+            command: {argv(*sh("exit 1"))}
           web:
-            command: {sh(f"touch {ran}")}
+            command: {argv(*sh(f"touch {ran}"))}
             depends_on:
               setup: {{condition: service_completed_successfully}}
           other:
@@ -135,15 +129,20 @@ def test_critical_service_exit_code_ends_container(tmp_path: Path) -> None:
         services:
           helper:
             command: {
-            sh(f"trap 'echo stopped >> {log}; exit 0' TERM; echo up >> {log}; sleep 1000 & wait")
+            argv(
+                *sh(
+                    f"trap 'echo stopped >> {log}; exit 0' TERM; echo up >> {log}; "
+                    "sleep 1000 & wait"
+                )
+            )
         }
           crit:
             critical: true
             command: {
-            sh(
+            argv(*sh(
                 f"i=0; while ! grep -qx up {log} && [ $i -lt 100 ]; do "
                 "i=$((i+1)); sleep 0.05; done; exit 7"
-            )
+            ))
         }
         """,
     )
@@ -165,14 +164,14 @@ def test_only_successful_oneshots_exit_zero(tmp_path: Path) -> None:
         services:
           first:
             type: oneshot
-            command: {sh(f"echo first >> {log}")}
+            command: {argv(*sh(f"echo first >> {log}"))}
           second:
             type: oneshot
-            command: {sh(f"echo second >> {log}")}
+            command: {argv(*sh(f"echo second >> {log}"))}
             depends_on: {{first: {{condition: service_completed_successfully}}}}
           third:
             type: oneshot
-            command: {sh(f"echo third >> {log}")}
+            command: {argv(*sh(f"echo third >> {log}"))}
             depends_on: {{second: {{condition: service_completed_successfully}}}}
         """,
     )
@@ -197,9 +196,11 @@ def test_main_command_runs_after_services_and_owns_exit_and_signals(
         services:
           setup:
             type: oneshot
-            command: {sh(f"sleep 0.2; echo ok > {ready}")}
+            command: {argv(*sh(f"sleep 0.2; echo ok > {ready}"))}
           helper:
-            command: {recorder("helper", log, "SIGUSR1")}
+            command: {
+            argv(*recorder(signal.SIGUSR1, role="helper", log=log, exit_on=signal.SIGTERM))
+        }
         """,
     )
     main = (
@@ -210,11 +211,12 @@ def test_main_command_runs_after_services_and_owns_exit_and_signals(
     proc = start(cli, config, "--", "sh", "-c", main)
     assert proc.out is not None and proc.err is not None
     proc.out.expect("^main ready$")
-    wait_for_lines(log, ["helper up"])
+    wait_for_file(log, "ready helper ")
     proc.signal(signal.SIGUSR1)
     proc.out.expect("^main got USR1$")
     code, _, err = proc.finish()
-    assert "helper got SIGUSR1" not in file_lines(log), "the signal reached a service"
+    reached = sig_lines("helper", [signal.SIGUSR1])[0] in file_lines(log)
+    assert not reached, "the signal reached a service"
     events = err.splitlines()
     assert _index(events, "setup: completed") < _index(events, "main command sh started")
     assert code == 5, err
@@ -231,7 +233,7 @@ def test_main_command_waits_for_failed_oneshot_never_starts(tmp_path: Path) -> N
         services:
           setup:
             type: oneshot
-            command: {sh("exit 4")}
+            command: {argv(*sh("exit 4"))}
         """,
     )
     done = run_raw(config, "--", "touch", str(ran))
@@ -251,7 +253,7 @@ def test_main_command_not_found_exits_127(tmp_path: Path) -> None:
         f"""
         services:
           helper:
-            command: {sh(f"trap 'echo stopped >> {log}; exit 0' TERM; sleep 1000 & wait")}
+            command: {argv(*sh(f"trap 'echo stopped >> {log}; exit 0' TERM; sleep 1000 & wait"))}
         """,
     )
     done = run_raw(config, "--", "/nonexistent/main")
@@ -272,15 +274,16 @@ def test_signal_without_main_command_reaches_every_service(cli: Runner, tmp_path
         f"""
         services:
           one:
-            command: {recorder("one", log, "SIGUSR1")}
+            command: {argv(*recorder(signal.SIGUSR1, role="one", log=log, exit_on=signal.SIGTERM))}
           two:
-            command: {recorder("two", log, "SIGUSR1")}
+            command: {argv(*recorder(signal.SIGUSR1, role="two", log=log, exit_on=signal.SIGTERM))}
         """,
     )
     proc = start(cli, config)
-    wait_for_lines(log, ["one up", "two up"])
+    wait_for_file(log, "ready one ")
+    wait_for_file(log, "ready two ")
     proc.signal(signal.SIGUSR1)
-    wait_for_lines(log, ["one got SIGUSR1", "two got SIGUSR1"])
+    wait_for_lines(log, [*sig_lines("one", [signal.SIGUSR1]), *sig_lines("two", [signal.SIGUSR1])])
     proc.signal(signal.SIGTERM)
     code, _, err = proc.finish()
     assert code == 0, err

@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.supervisor_helpers import (
-    cpu_seconds,
-    file_lines,
-    run_raw,
-    sh,
-    start,
-    wait_for_count,
-    write_config,
-)
+from tests.helpers.cli import Runner, run_raw
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import file_lines, wait_for_count
+from tests.helpers.procs import cpu_seconds
+from tests.helpers.supervisor import start, write_config
 
 
 @pytest.mark.timeout(20)
@@ -32,7 +27,7 @@ def test_restart_delays_grow(tmp_path: Path) -> None:
         f"""
         services:
           crash:
-            command: {sh(f"date +%s.%N >> {starts}; exit 3")}
+            command: {argv(*sh(f"date +%s.%N >> {starts}; exit 3"))}
             restart: on-failure
             backoff: {{initial: 100ms, multiplier: 2, jitter: 0}}
             start_limit: {{burst: 4, interval: 60s}}
@@ -63,7 +58,7 @@ def test_start_limit_fails_service(tmp_path: Path) -> None:
         f"""
         services:
           crash:
-            command: {sh(f"echo start >> {starts}; exit 3")}
+            command: {argv(*sh(f"echo start >> {starts}; exit 3"))}
             restart: always
             backoff: {{initial: 100ms, multiplier: 1, jitter: 0}}
             start_limit: {{burst: 3, interval: 60s}}
@@ -91,7 +86,7 @@ def test_crash_loop_does_not_burn_cpu(cli: Runner, tmp_path: Path) -> None:
         f"""
         services:
           loop:
-            command: {sh(f"echo start >> {starts}; exit 1")}
+            command: {argv(*sh(f"echo start >> {starts}; exit 1"))}
             restart: always
             backoff: {{initial: 100ms, multiplier: 1, jitter: 0}}
             start_limit: {{burst: 1000, interval: 60s}}

@@ -10,23 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner
-from tests.e2e.supervisor_helpers import (
-    PY,
-    argv,
-    file_lines,
-    sh,
-    start,
-    wait_for_lines,
-    write_config,
-)
+from tests.helpers.cli import PYTHON, Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import file_lines, wait_for_lines
+from tests.helpers.supervisor import start, write_config
 
 
 def _trapping(name: str, log: Path) -> str:
     """sh: note ``up NAME``; on SIGTERM note ``stop NAME`` and exit 0."""
-    return sh(
+    return argv(*sh(
         f"trap 'echo stop {name} >> {log}; exit 0' TERM; echo up {name} >> {log}; sleep 1000 & wait"
-    )
+    ))
 
 
 @pytest.mark.timeout(20)
@@ -106,10 +100,12 @@ def test_sigterm_kills_stubborn_service_and_sweeps_escaped_orphan(
           shutdown_timeout: 20s
         services:
           stubborn:
-            command: {sh(f"trap '' TERM; echo up stubborn >> {log}; sleep 1000 & wait")}
+            command: {argv(*sh(f"trap '' TERM; echo up stubborn >> {log}; sleep 1000 & wait"))}
             stop_grace_period: 1s
           escaper:
-            command: {sh(f"{PY} {orphan} {log}; echo up escaper >> {log}; exec sleep 1000")}
+            command: {
+            argv(*sh(f"{PYTHON} {orphan} {log}; echo up escaper >> {log}; exec sleep 1000"))
+        }
             stop_grace_period: 1s
         """,
     )
@@ -140,10 +136,10 @@ def test_second_sigterm_kills_at_once(cli: Runner, tmp_path: Path) -> None:
         services:
           slow:
             command: {
-            sh(
+            argv(*sh(
                 f"trap 'echo got TERM >> {log}' TERM; echo up >> {log}; "
                 "while :; do sleep 1000 & wait; done"
-            )
+            ))
         }
             stop_grace_period: 10s
         """,
@@ -174,7 +170,7 @@ def test_shutdown_timeout_caps_grace_period(cli: Runner, tmp_path: Path) -> None
           shutdown_timeout: 1s
         services:
           stubborn:
-            command: {sh(f"trap '' TERM; echo up >> {log}; sleep 1000 & wait")}
+            command: {argv(*sh(f"trap '' TERM; echo up >> {log}; sleep 1000 & wait"))}
             stop_grace_period: 30s
         """,
     )

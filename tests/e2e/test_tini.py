@@ -14,17 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    Runner,
-    expect_ready,
-    helper,
-    proc_ppid,
-    proc_state,
-    real_tool,
-    recorder,
-    sh,
-    wait_until,
-)
+from tests.helpers.cli import Runner, helper, real_tool
+from tests.helpers.commands import expect_ready, recorder, sh
+from tests.helpers.deadlines import wait_until
+from tests.helpers.procs import proc_ppid, proc_state
 
 pytestmark = pytest.mark.timeout(20)
 

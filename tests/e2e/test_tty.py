@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LineReader, Proc, Runner, entry_point, proc_state, real_tool, wait_until
+from tests.helpers.cli import Proc, Runner, entry_point, real_tool
+from tests.helpers.deadlines import LineReader, wait_until
+from tests.helpers.procs import proc_state
 
 pytestmark = pytest.mark.timeout(20)
 

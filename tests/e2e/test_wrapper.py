@@ -15,18 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    Runner,
-    expect_ready,
-    helper,
-    proc_ppid,
-    proc_state,
-    proc_status,
-    recorder,
-    rt,
-    sh,
-    wait_until,
-)
+from tests.helpers.cli import Runner, helper
+from tests.helpers.commands import expect_ready, recorder, rt, sh
+from tests.helpers.deadlines import wait_until
+from tests.helpers.procs import proc_ppid, proc_state, proc_status
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -12,7 +12,7 @@ from pyinit.config import HealthCheck, Probe
 from pyinit.health import HealthStatus, HealthTracker, _judge_status_line
 from pyinit.notify import parse_message
 from pyinit.status import verdict
-from tests.unit.snapshots import svc
+from tests.helpers.snapshots import svc
 
 H, S, U = HealthStatus.HEALTHY, HealthStatus.STARTING, HealthStatus.UNHEALTHY
 T0 = 1000.0  # the fake clock's start: when the service started

@@ -20,8 +20,8 @@ from pyinit.httpd import (
     render_metrics,
     render_response,
 )
-from tests import promtext
-from tests.unit.snapshots import svc
+from tests.helpers import promtext
+from tests.helpers.snapshots import svc
 
 NOW = 1_700_000_100.0
 
