@@ -135,7 +135,7 @@ def one_round(src: Path, clients: list[int]) -> dict[int, dict[str, float]]:
                 held = rss_kb(pid)
                 for sock in silent:
                     sock.close()
-                wait_for(lambda: fds(pid) <= base_fds, "the silent clients to go")
+                wait_for(lambda base=base_fds: fds(pid) <= base, "the silent clients to go")
                 after = rss_kb(pid)
                 seconds, _size = full_answer(path)
                 results[n] = {

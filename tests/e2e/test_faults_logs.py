@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYINIT, Proc, Runner, wait_until
-from tests.e2e.fault_helpers import assert_no_traceback, fd_count, status
-from tests.e2e.health_helpers import runtime_env, start_pyinit, wait_line
-from tests.e2e.supervisor_helpers import PY, argv, write_config
+from tests.helpers.cli import PYINIT, PYTHON, Proc, Runner
+from tests.helpers.commands import argv
+from tests.helpers.deadlines import wait_line, wait_until
+from tests.helpers.procs import assert_no_traceback, fd_count
+from tests.helpers.supervisor import runtime_env, start_pyinit, status_json, write_config
 
 # Lines a UTF-8 decoder would mangle, and lines that look like escapes of themselves.
 ODD_LINES = [
@@ -81,7 +82,8 @@ def stop(proc: Proc) -> str:
 def test_logs_round_trip_bytes(cli: Runner, tmp_path: Path) -> None:
     """``pyinit logs NAME`` writes the service's lines back byte for byte: every
     byte value but the newline, invalid UTF-8, text that looks like an escape."""
-    config = write_config(tmp_path, f"services:\n  noisy:\n    command: {argv(PY, '-c', NOISE)}\n")
+    command = argv(PYTHON, "-c", NOISE)
+    config = write_config(tmp_path, f"services:\n  noisy:\n    command: {command}\n")
     proc = start_pyinit(cli, tmp_path, config)
     assert proc.out is not None
     wait_line(proc.out, r"^noisy +\| end of noise$")
@@ -102,7 +104,8 @@ def test_unread_log_answers_bounded(cli: Runner, tmp_path: Path) -> None:
     0xff) and never read: PID 1's RSS grows by less than 30 MB (the one-JSON-string
     answers grew it by over 100 MB), ``status`` still answers meanwhile, and once
     the clients leave their connections are gone and the memory is not kept."""
-    config = write_config(tmp_path, f"services:\n  fill:\n    command: {argv(PY, '-c', FILL)}\n")
+    command = argv(PYTHON, "-c", FILL)
+    config = write_config(tmp_path, f"services:\n  fill:\n    command: {command}\n")
     proc = start_pyinit(cli, tmp_path, config)
     assert proc.out is not None
     wait_line(proc.out, r"^fill +\| filled$")
@@ -125,7 +128,7 @@ def test_unread_log_answers_bounded(cli: Runner, tmp_path: Path) -> None:
         for sock in silent:  # each answer has begun: its first bytes wait unread
             assert sock.recv(1, socket.MSG_PEEK) == b"{"
         held = rss_kb(pid)
-        assert status(tmp_path)["services"]["fill"]["state"] == "running"
+        assert status_json(tmp_path)["services"]["fill"]["state"] == "running"
     finally:
         for sock in silent:
             sock.close()

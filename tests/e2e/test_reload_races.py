@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proc, Runner
-from tests.e2e.supervisor_helpers import argv, sh, write_config
-from tests.e2e.test_control import boot, ok, status, stop_pyinit
+from tests.helpers.cli import Proc, Runner
+from tests.helpers.commands import argv, sh
+from tests.helpers.supervisor import boot, ok, status, stop_pyinit, write_config
 
 KEEP = f"""
   keep:
@@ -36,7 +36,7 @@ def gated_db(gate: Path, version: str = "v1") -> str:
     script += "sleep 1000 & wait"
     return f"""
   db:
-    command: {sh(script)}
+    command: {argv(*sh(script))}
     environment: {{VERSION: {version}}}
 """
 
@@ -130,7 +130,7 @@ def test_sighup_storm_ends_with_the_file(cli: Runner, tmp_path: Path, env: dict[
     half a second to stop), ending with it: db ends up running."""
     slow = f"""
   db:
-    command: {sh("echo up v1; trap 'sleep 0.5; exit 0' TERM; sleep 1000 & wait")}
+    command: {argv(*sh("echo up v1; trap 'sleep 0.5; exit 0' TERM; sleep 1000 & wait"))}
 """
     with_db, without = services(KEEP, slow), services(KEEP)
     proc = boot(cli, tmp_path, env, with_db, "keep", "db")
