@@ -14,16 +14,15 @@ import os
 import sys
 from typing import Any
 
+from pyinit.rundir import replace_file, runtime_dir
+
 STATUS_FILE = "status.json"
 Snapshot = dict[str, Any]
 
 
 def write_snapshot(directory: str, snapshot: Snapshot) -> None:
-    path = os.path.join(directory, STATUS_FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(snapshot, f, sort_keys=True)
-    os.replace(tmp, path)
+    """Replace the status file; never through a link planted in the directory."""
+    replace_file(directory, STATUS_FILE, json.dumps(snapshot, sort_keys=True).encode())
 
 
 def remove_snapshot(directory: str) -> None:
@@ -58,8 +57,6 @@ def verdict(snapshot: Snapshot) -> list[str]:
 
 def health_main(args: list[str]) -> int:
     """``pyinit health``: exit 0 when the container is healthy, else 1 and why."""
-    from pyinit.notify import runtime_dir
-
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(
             "Usage: pyinit health\n\nExit 0 when every longrun is running, ready and healthy"
