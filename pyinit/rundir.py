@@ -81,7 +81,8 @@ def unsafe(info: os.stat_result, euid: int | None = None) -> str | None:
     if not stat.S_ISDIR(mode):
         return "it is not a directory"
     if info.st_uid not in (euid, 0):
-        return f"owned by uid {info.st_uid}, not by pyinit's uid {euid} or root"
+        ours = "root" if euid == 0 else f"pyinit's uid {euid} or root"
+        return f"owned by uid {info.st_uid}, not by {ours}"
     if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
         return f"writable by other users (mode {stat.S_IMODE(mode):04o}) and not sticky"
     return None

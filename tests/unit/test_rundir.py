@@ -187,6 +187,11 @@ def test_unsafe_directories(mode: int, uid: int, why: str | None) -> None:
     assert unsafe(fake_stat(mode, uid), euid=1000) == why
 
 
+def test_unsafe_names_root_plainly() -> None:
+    info = fake_stat(stat.S_IFDIR | 0o755, 65534)
+    assert unsafe(info, euid=0) == "owned by uid 65534, not by root"
+
+
 def test_choose_falls_back_past_a_refused_directory(tmp_path: Path) -> None:
     """An unsafe candidate is reported once through the callback and skipped; a
     missing one is created (0755); the error names every candidate tried."""
