@@ -69,8 +69,13 @@ def health_main(args: list[str]) -> int:
         sys.stderr.write(f"pyinit health: unexpected argument {args[0]!r}\n")
         return 2
     try:
-        directory = runtime_dir()
-        with open(os.path.join(directory, STATUS_FILE), encoding="utf-8") as f:
+        path = os.path.join(runtime_dir(), STATUS_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, encoding="utf-8") as f:
+            # In a sticky shared directory another user may have put it there first.
+            owner = os.fstat(fd).st_uid
+            if owner not in (os.geteuid(), 0):
+                raise OSError(f"{path} is owned by uid {owner}, not by pyinit")
             snapshot = json.load(f)
     except (OSError, ValueError) as exc:
         sys.stdout.write(f"unhealthy: no status from a running pyinit ({exc})\n")

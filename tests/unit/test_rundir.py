@@ -17,7 +17,7 @@ import pytest
 from pyinit.control import ControlServer
 from pyinit.notify import NotifySocket
 from pyinit.rundir import choose, unsafe
-from pyinit.status import write_snapshot
+from pyinit.status import health_main, write_snapshot
 
 PRECIOUS = "root's file\n"
 
@@ -215,3 +215,21 @@ def test_choose_falls_back_past_a_refused_directory(tmp_path: Path) -> None:
         f"no writable runtime directory (tried {link} refused: it is a symbolic link,"
         f" {tmp_path}/file/below)"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another uid")
+def test_health_ignores_a_status_file_pyinit_did_not_write(
+    run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "healthy" status.json planted by another user (in a sticky directory,
+    before pyinit could write its own) is not believed."""
+    run.chmod(0o1777)
+    monkeypatch.setenv("PYINIT_RUNTIME_DIR", str(run))
+    write_snapshot(str(run), {"services": {}, "pid": os.getpid()})
+    assert health_main([]) == 0
+    os.chown(run / "status.json", 65534, 65534)
+    assert health_main([]) == 1
+    assert "owned by uid 65534, not by pyinit" in capsys.readouterr().out
+    (run / "status.json").unlink()
+    (run / "status.json").symlink_to(run / "elsewhere")
+    assert health_main([]) == 1
