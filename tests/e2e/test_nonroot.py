@@ -410,7 +410,7 @@ def test_no_writable_runtime_dir(runner: Runner, tmp_path: Path) -> None:
     proc.signal(signal.SIGTERM)
     code, _, _ = proc.finish()
     assert code == 0, proc.out.text()
-    assert proc.out.text().count("refused") == 1, proc.out.text()
+    assert proc.out.text().count("refused:") == 1, proc.out.text()
     assert sorted(os.listdir(run)) == []
 
     # Given to pyinit's uid (as an fsGroup or an init container would), it is used.
