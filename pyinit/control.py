@@ -40,6 +40,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pyinit.loop import Timer
+from pyinit.rundir import bind_unix
 
 if TYPE_CHECKING:
     from pyinit.supervisor import Supervisor
@@ -297,16 +298,11 @@ class ControlServer:
         except FileNotFoundError:
             pass
         address, dir_fd = addressable(path)
-        # umask is process-wide, but pyinit has no threads: nothing else creates
-        # a file meanwhile. chmod after bind covers filesystems that ignore it.
-        old_umask = os.umask(0o177)
         try:
-            self.sock.bind(address)
+            bind_unix(self.sock, address, path, 0o600)  # 0600 from the first moment
         finally:
-            os.umask(old_umask)
             if dir_fd is not None:
                 os.close(dir_fd)
-        os.chmod(path, 0o600)
 
     def close(self) -> None:
         """Stop serving: drop every connection, remove the socket file if still ours."""

@@ -11,45 +11,17 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import struct
 from collections.abc import Callable
 
 from pyinit.loop import EventLoop
 from pyinit.proctree import SESSION, stat_field
+from pyinit.rundir import bind_unix
 
 MAX_DATAGRAM = 4096
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 OnMessage = Callable[[int, dict[str, str]], None]
-
-
-def runtime_dir() -> str:
-    """Where pyinit keeps its sockets and status file.
-
-    $PYINIT_RUNTIME_DIR, else /run/pyinit, else a per-uid directory under /tmp for
-    a read-only /run or an arbitrary uid that cannot write there.
-    """
-    chosen = os.environ.get("PYINIT_RUNTIME_DIR")
-    shared = f"/tmp/pyinit-{os.getuid()}"
-    candidates = [chosen] if chosen else ["/run/pyinit", shared]
-    for path in candidates:
-        try:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            if path == shared and not _owned_directory(path):
-                continue
-        except OSError:
-            continue
-        if os.access(path, os.W_OK | os.X_OK):
-            return path
-    raise OSError(f"no writable runtime directory (tried {', '.join(candidates)})")
-
-
-def _owned_directory(path: str) -> bool:
-    """In the world-writable /tmp, a directory of that name made by another user
-    (or a symlink to elsewhere) is not ours to put a control socket in."""
-    info = os.lstat(path)
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def session_of(pid: int) -> int | None:
@@ -72,16 +44,19 @@ class NotifySocket:
             # sun_path holds 108 bytes; fall back to an abstract socket for long paths.
             path = "@pyinit-notify-" + path.encode().hex()[-64:]
         self.path = path
-        if path.startswith("@"):
-            self.sock.bind("\0" + path[1:])
-        else:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            self.sock.bind(path)
-            # The service may run as another user: it needs write access to connect.
-            os.chmod(path, 0o666)
+        try:
+            if path.startswith("@"):
+                self.sock.bind("\0" + path[1:])
+            else:
+                try:
+                    os.unlink(path)  # a stale socket; unlink never follows a link
+                except FileNotFoundError:
+                    pass
+                # The service may run as another user: it needs write access to connect.
+                bind_unix(self.sock, path, path, 0o666)
+        except BaseException:
+            self.sock.close()
+            raise
         loop.add_reader(self.sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:

@@ -14,16 +14,15 @@ import os
 import sys
 from typing import Any
 
+from pyinit.rundir import replace_file, runtime_dir
+
 STATUS_FILE = "status.json"
 Snapshot = dict[str, Any]
 
 
 def write_snapshot(directory: str, snapshot: Snapshot) -> None:
-    path = os.path.join(directory, STATUS_FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(snapshot, f, sort_keys=True)
-    os.replace(tmp, path)
+    """Replace the status file; never through a link planted in the directory."""
+    replace_file(directory, STATUS_FILE, json.dumps(snapshot, sort_keys=True).encode())
 
 
 def remove_snapshot(directory: str) -> None:
@@ -58,8 +57,6 @@ def verdict(snapshot: Snapshot) -> list[str]:
 
 def health_main(args: list[str]) -> int:
     """``pyinit health``: exit 0 when the container is healthy, else 1 and why."""
-    from pyinit.notify import runtime_dir
-
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(
             "Usage: pyinit health\n\nExit 0 when every longrun is running, ready and healthy"
@@ -72,8 +69,13 @@ def health_main(args: list[str]) -> int:
         sys.stderr.write(f"pyinit health: unexpected argument {args[0]!r}\n")
         return 2
     try:
-        directory = runtime_dir()
-        with open(os.path.join(directory, STATUS_FILE), encoding="utf-8") as f:
+        path = os.path.join(runtime_dir(), STATUS_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, encoding="utf-8") as f:
+            # In a sticky shared directory another user may have put it there first.
+            owner = os.fstat(fd).st_uid
+            if owner not in (os.geteuid(), 0):
+                raise OSError(f"{path} is owned by uid {owner}, not by pyinit")
             snapshot = json.load(f)
     except (OSError, ValueError) as exc:
         sys.stdout.write(f"unhealthy: no status from a running pyinit ({exc})\n")

@@ -24,10 +24,10 @@ from pyinit.httpd import HttpServer, serve
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
 from pyinit.monitor import ServiceMonitor
-from pyinit.notify import runtime_dir
 from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
 from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop, Withdraw
 from pyinit.report import RunClock, emit_report
+from pyinit.rundir import runtime_dir
 from pyinit.service import (
     Action,
     CancelTimer,
@@ -120,6 +120,7 @@ class Supervisor:
         self.owners: dict[int, ServiceRuntime | MainCommand | Callable[[ExitStatus], None] | None]
         self.owners = {}
         self._runtime_dir: str | None = None
+        self._refused_dirs: set[str] = set()
         self._last_snapshot = ""
         self._status_pending = False
         self._reconciling = False
@@ -156,8 +157,14 @@ class Supervisor:
 
     def runtime_dir(self) -> str:
         if self._runtime_dir is None:
-            self._runtime_dir = runtime_dir()
+            self._runtime_dir = runtime_dir(self._refused_dir)
         return self._runtime_dir
+
+    def _refused_dir(self, message: str) -> None:
+        """Say once why a runtime directory is not used (it is retried on demand)."""
+        if message not in self._refused_dirs:
+            self._refused_dirs.add(message)
+            self.log(message)
 
     def _register_child(self, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
         self.owners[pid] = on_exit

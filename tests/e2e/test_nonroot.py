@@ -395,9 +395,28 @@ def test_no_writable_runtime_dir(runner: Runner, tmp_path: Path) -> None:
     code, _, _ = proc.finish()
     assert code == 0, proc.out.text()
 
-    (tmp_path / "vol" / "run").mkdir(mode=0o777)
-    (tmp_path / "vol" / "run").chmod(0o777)
+    # A world-writable volume directory is refused (another user could plant links
+    # in it), in one line naming it; pyinit runs on without it.
+    run = tmp_path / "vol" / "run"
+    run.mkdir(mode=0o777)
+    run.chmod(0o777)
     env = {"PYINIT_RUNTIME_DIR": f"{VOLUME}/run"}
+    proc = start(runner, tmp_path, ["-c", config], tmpfs=False, env=env)
+    assert proc.out is not None
+    proc.out.expect(
+        rf"runtime directory {VOLUME}/run refused: writable by other users \(mode 0777\)"
+        r" and not sticky$"
+    )
+    proc.out.expect(r"note: ready \(notify READY=1")
+    proc.signal(signal.SIGTERM)
+    code, _, _ = proc.finish()
+    assert code == 0, proc.out.text()
+    assert proc.out.text().count("refused:") == 1, proc.out.text()
+    assert sorted(os.listdir(run)) == []
+
+    # Given to pyinit's uid (as an fsGroup or an init container would), it is used.
+    os.chown(run, UID, GID)
+    run.chmod(0o700)
     proc = start(runner, tmp_path, ["-c", config], tmpfs=False, env=env)
     assert proc.out is not None
     proc.out.expect(r"note: ready \(notify READY=1")
