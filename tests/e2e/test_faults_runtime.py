@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEVNULL, Proc, Runner, wait_until
-from tests.e2e.supervisor_helpers import argv, py, sh, start, write_config
+from tests.helpers.cli import DEVNULL, Proc, Runner
+from tests.helpers.commands import argv, py, sh
+from tests.helpers.deadlines import wait_until
+from tests.helpers.supervisor import start, write_config
 
 PRECIOUS = "root's own file\n"
 # READY=1 to $NOTIFY_SOCKET (a path, or "@name": abstract), then stay up.
@@ -89,7 +91,7 @@ def test_planted_links_are_never_followed(cli: Runner, tmp_path: Path) -> None:
             command: {NOTIFY}
             ready: notify
           blip:
-            command: {sh("sleep 0.3; exit 3")}
+            command: {argv(*sh("sleep 0.3; exit 3"))}
             restart: "no"
         """,
     )

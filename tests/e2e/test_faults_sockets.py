@@ -25,11 +25,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEVNULL, Proc, Runner, wait_until
-from tests.e2e.fault_helpers import fd_count, status
-from tests.e2e.health_helpers import free_port, runtime_env
-from tests.e2e.supervisor_helpers import argv, start, write_config
-from tests.e2e.test_http import get
+from tests.helpers.cli import DEVNULL, Proc, Runner
+from tests.helpers.commands import argv
+from tests.helpers.deadlines import wait_until
+from tests.helpers.net import free_port, get
+from tests.helpers.procs import fd_count
+from tests.helpers.supervisor import runtime_env, start, status_json, write_config
 
 QUICK = 2.0  # seconds a probe or a status request may take while under attack
 DEADLINE = 5.0  # pyinit's per-connection deadline (httpd) and request timeout (control)
@@ -46,7 +47,7 @@ class Target:
         return self.proc.init_pid
 
     def web_pid(self) -> int:
-        pid: int = status(self.tmp_path)["services"]["web"]["pid"]
+        pid: int = status_json(self.tmp_path)["services"]["web"]["pid"]
         return pid
 
 
@@ -75,7 +76,7 @@ def probe_quickly(t: Target) -> None:
     assert get(t.port, "/healthz")[0] == 200
     assert time.monotonic() - began < QUICK
     began = time.monotonic()
-    assert status(t.tmp_path)["services"]["web"]["state"] == "running"
+    assert status_json(t.tmp_path)["services"]["web"]["state"] == "running"
     assert time.monotonic() - began < QUICK + 1.0  # a client process starts, too
 
 

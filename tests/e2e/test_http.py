@@ -12,8 +12,6 @@ import re
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from tests.helpers import promtext
 from tests.helpers.cli import Proc, Runner, run_raw
 from tests.helpers.commands import argv, sh
+from tests.helpers.net import get
 from tests.helpers.supervisor import start, write_config
 
 REPORT = r"^pyinit: report: {name}: {rest}$"
@@ -32,17 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def get(port: int, path: str, method: str = "GET") -> tuple[int, str, bytes]:
-    """(status, content type, body) of one request; error statuses are answers too."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.headers["Content-Type"], exc.read()
 
 
 def raw_request(port: int, data: bytes) -> bytes:
