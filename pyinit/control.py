@@ -183,7 +183,7 @@ def addressable(path: str) -> tuple[str, int | None]:
 
 
 class _Connection:
-    __slots__ = ("sock", "fd", "inbuf", "outbuf", "timer", "waiting", "reading")
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "timer", "waiting", "pending", "reading")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -192,6 +192,7 @@ class _Connection:
         self.outbuf = b""
         self.timer: Timer | None = None
         self.waiting: Request | None = None  # a ``wait`` held open
+        self.pending = False  # a ``reload`` held open until its load is over
         self.reading = True
 
 
@@ -333,12 +334,12 @@ class ControlServer:
         except OSError:
             self._drop(conn)
             return
-        if conn.waiting is not None or conn.outbuf:
+        if conn.waiting is not None or conn.pending or conn.outbuf:
             # Past the request: only an end of file matters. It may be a half-close
             # (the client still reads), so keep the answer coming; a gone client is
             # found out by the write.
             if not data:
-                if conn.waiting is not None:
+                if conn.waiting is not None or conn.pending:
                     # pyinit's client never half-closes, so EOF during a held
                     # `wait` means it gave up: free the slot now, not at the
                     # wait's timeout (up to days), or 64 of them lock everyone out.
@@ -390,9 +391,12 @@ class ControlServer:
 
     # -- answering ---------------------------------------------------------------
     def _answer(self, conn: _Connection, answer: dict[str, Any]) -> None:
-        if conn.fd not in self.conns or conn.outbuf:
+        # Identity, not the fd number: a dropped connection's fd may be reused by
+        # a newer one by the time a held request is answered.
+        if self.conns.get(conn.fd) is not conn or conn.outbuf:
             return
         conn.waiting = None
+        conn.pending = False
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
@@ -443,8 +447,10 @@ class ControlServer:
             done, errors = sup.signal_services(req.signal, req.services)
             return {"ok": not errors, "done": done, "errors": errors}
         if req.cmd == "reload":
-            applied, messages = sup.reload()
-            return {"ok": applied, "messages": messages}
+            # Answered when the load (in a child process) is over.
+            conn.pending = True
+            sup.reload(lambda ok, messages: self._answer(conn, {"ok": ok, "messages": messages}))
+            return None
         if req.cmd == "logs":
             name = req.services[0]
             if name not in sup.services and name not in sup.logs.recent:
