@@ -20,6 +20,7 @@ from pyinit.config import (
     load_config_text,
 )
 from pyinit.durations import format_duration
+from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 from pyinit.signals import signal_name
 
 USAGE = """\
@@ -45,10 +46,9 @@ def check_main(args: list[str]) -> int:
         return 2
     path = args[0] if args else os.environ.get("PYINIT_CONFIG") or "services.yaml"
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        print(f"pyinit check: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        text = read_bytes(path, CONFIG_CAP).decode("utf-8")
+    except UnsafeFile as e:
+        print(f"pyinit check: cannot read {path}: {e}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as e:
         print(f"pyinit check: {path} is not UTF-8 text (byte {e.start})", file=sys.stderr)

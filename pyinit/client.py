@@ -19,6 +19,9 @@ from pyinit.control import DEFAULT_LOG_LINES, SOCKET_NAME, addressable, encode
 from pyinit.errors import UsageError
 
 CONNECT_TIMEOUT = 10.0  # for everything but ``wait``, which gets its own timeout on top
+# A reload is answered once its load is over, within configload.LOAD_TIMEOUT (not
+# imported: it would import PyYAML).
+RELOAD_TIMEOUT = 120.0 + CONNECT_TIMEOUT
 DEFAULT_WAIT = 60.0
 MAX_ANSWER = 64 * 1024 * 1024
 
@@ -103,7 +106,8 @@ def parse_client_args(cmd: str, args: list[str]) -> ClientCommand:
         return ClientCommand({"cmd": "status"}, json_output="json" in flags)
     if cmd in ("reload", "health"):
         _no_operands(cmd, operands)
-        return ClientCommand({"cmd": cmd})
+        timeout = RELOAD_TIMEOUT if cmd == "reload" else CONNECT_TIMEOUT
+        return ClientCommand({"cmd": cmd}, timeout=timeout)
     if cmd in ("start", "stop", "restart"):
         if not operands:
             raise UsageError(f"pyinit {cmd}: name at least one service")

@@ -21,6 +21,7 @@ from typing import Literal, TypeVar
 import yaml
 
 from pyinit.durations import parse_duration
+from pyinit.safefile import CONFIG_CAP, ENV_FILE_CAP, UnsafeFile, read_bytes
 from pyinit.signals import parse_signal
 
 
@@ -177,15 +178,21 @@ class Config:
         """Services grouped by dependency depth: tier 0 has no dependencies, tier n
         depends only on earlier tiers. Assumes a validated (acyclic) config."""
         depth: dict[str, int] = {}
-
-        def visit(name: str) -> int:
-            if name not in depth:
+        # Iterative: a chain of thousands of services must not hit the recursion limit.
+        for root in self.services:
+            stack = [root]
+            while stack:
+                name = stack[-1]
+                if name in depth:
+                    stack.pop()
+                    continue
+                todo = [d.name for d in self.services[name].depends_on if d.name not in depth]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                stack.pop()
                 deps = self.services[name].depends_on
-                depth[name] = 1 + max((visit(d.name) for d in deps), default=-1)
-            return depth[name]
-
-        for name in self.services:
-            visit(name)
+                depth[name] = 1 + max((depth[d.name] for d in deps), default=-1)
         tiers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
         for name in self.services:
             tiers[depth[name]].append(name)
@@ -378,6 +385,43 @@ _ULIMIT_WHAT = "a whole number >= 0, or unlimited"
 _UNLIMITED = -1  # as Docker's --ulimit writes it
 _LIMIT_MAX = 2**63 - 1  # what setrlimit takes from Python (a C long long)
 _HOST = re.compile(r"[^\s/\[\]]*\Z")  # empty: the default, 127.0.0.1
+# Limits far beyond any real file, so that a hostile or generated one is a problem
+# line, not a RecursionError (PyYAML composes recursively) or a long stall.
+MAX_DEPTH = 64  # nested lists/mappings
+MAX_SERVICES = 10_000
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark | None, path: str) -> None:
+        self.mark = mark
+        self.path = path
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than MAX_DEPTH while composing,
+    before PyYAML's recursion gets anywhere near Python's limit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[str] = []  # key path of the node being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # ``index``: PyYAML passes an int (a list item), a key node (a mapping's
+        # value) or None (the root, or a mapping key).
+        if isinstance(index, yaml.ScalarNode):
+            self._path.append(f".{index.value}")
+        elif isinstance(index, int):
+            self._path.append(f"[{index}]")
+        else:  # the root, or a mapping key
+            self._path.append("")
+        try:
+            if len(self._path) > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _TooDeep(mark, "".join(self._path).lstrip("."))
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self._path.pop()
 
 
 @dataclass
@@ -477,8 +521,14 @@ class _Loader:
 
     def compose(self) -> yaml.Node | None:
         try:
-            self.yaml = yaml.SafeLoader(self.source)
+            self.yaml = _DepthLimitedLoader(self.source)
             return self.yaml.get_single_node()
+        except _TooDeep as e:
+            line = e.mark.line + 1 if e.mark else None
+            path = e.path if len(e.path) <= 60 else e.path[:57] + "..."
+            self.problems.append(
+                Problem(self.path, line, path, f"nested deeper than {MAX_DEPTH} levels")
+            )
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             what = "; ".join(p for p in (e.context, e.problem) if p)
@@ -507,32 +557,46 @@ class _Loader:
             return node.value
         return value
 
-    def prepare(self, node: yaml.Node, key: str, seen: set[int]) -> None:
+    def prepare(self, root: yaml.Node) -> None:
         """Report duplicate keys, then apply ``<<`` merge keys (YAML anchors are how
-        Compose files share settings). Aliased nodes are visited once."""
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self.prepare(item, f"{key}[{i}]", seen)
-        elif isinstance(node, yaml.MappingNode):
-            first: dict[str, int | None] = {}
-            for knode, vnode in node.value:
-                name = str(knode.value) if isinstance(knode, yaml.ScalarNode) else "?"
-                if isinstance(knode, yaml.ScalarNode) and knode.tag != _MERGE_TAG:
-                    if name in first:
-                        self.add(
-                            knode, _join(key, name), f"duplicate key (first at line {first[name]})"
-                        )
-                    else:
-                        first[name] = _line(knode)
-                self.prepare(vnode, key if knode.tag == _MERGE_TAG else _join(key, name), seen)
-            assert self.yaml is not None
-            try:
-                self.yaml.flatten_mapping(node)
-            except yaml.MarkedYAMLError as e:
-                self.add(node, key, f"bad merge key '<<': {e.problem}")
+        Compose files share settings). Aliased nodes are visited once. Iterative
+        (aliases can nest deeper than the text does); a mapping is flattened after
+        its values, so PyYAML's own recursion in flatten_mapping stays shallow."""
+        seen: set[int] = set()
+        stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
+        while stack:
+            node, key, values_done = stack.pop()
+            if values_done:
+                assert self.yaml is not None and isinstance(node, yaml.MappingNode)
+                try:
+                    self.yaml.flatten_mapping(node)
+                except yaml.MarkedYAMLError as e:
+                    self.add(node, key, f"bad merge key '<<': {e.problem}")
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                items = [(item, f"{key}[{i}]", False) for i, item in enumerate(node.value)]
+                stack.extend(reversed(items))
+            elif isinstance(node, yaml.MappingNode):
+                first: dict[str, int | None] = {}
+                values: list[tuple[yaml.Node, str, bool]] = []
+                for knode, vnode in node.value:
+                    name = str(knode.value) if isinstance(knode, yaml.ScalarNode) else "?"
+                    if isinstance(knode, yaml.ScalarNode) and knode.tag != _MERGE_TAG:
+                        if name in first:
+                            self.add(
+                                knode,
+                                _join(key, name),
+                                f"duplicate key (first at line {first[name]})",
+                            )
+                        else:
+                            first[name] = _line(knode)
+                    merge = knode.tag == _MERGE_TAG
+                    values.append((vnode, key if merge else _join(key, name), False))
+                stack.append((node, key, True))
+                stack.extend(reversed(values))
 
     # -- typed readers (each returns None after reporting a problem) ---------------------
 
@@ -676,7 +740,7 @@ class _Loader:
         if root is None and not self.problems:
             self.add(None, "", "the file is empty; expected a mapping with a 'services' key")
         if root is not None:
-            self.prepare(root, "", set())
+            self.prepare(root)
             config = self.top(root)
             if config is not None and not self.problems:
                 return config
@@ -701,6 +765,9 @@ class _Loader:
         if not services:
             if not isinstance(vnode, yaml.MappingNode) or not vnode.value:
                 self.add(knode, "services", "expected at least one service")
+            return None
+        if len(services) > MAX_SERVICES:
+            self.add(knode, "services", f"{len(services)} services; the limit is {MAX_SERVICES}")
             return None
         drafts = [self.service(name, k, v) for name, (k, v) in services.items()]
         self.check_dependencies(drafts)
@@ -1471,14 +1538,13 @@ class _Loader:
         are allowed; one pair of surrounding quotes is removed. Values are taken
         literally (no interpolation, no escapes) so secrets with '$' survive."""
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            if required:
-                self.add(node, key, f"env file {path!r} not found")
-            return {}
-        except OSError as e:
-            self.add(node, key, f"cannot read env file {path!r}: {e.strerror or e}")
+            lines = read_bytes(path, ENV_FILE_CAP).decode("utf-8").splitlines()
+        except UnsafeFile as e:
+            if e.missing:
+                if required:
+                    self.add(node, key, f"env file {path!r} not found")
+            else:
+                self.add(node, key, f"cannot read env file {path!r}: {e}")
             return {}
         except UnicodeDecodeError:
             self.add(node, key, f"env file {path!r} is not UTF-8 text")
@@ -1577,29 +1643,32 @@ class _Loader:
 
 
 def _find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
-    """One cycle per back edge found by a depth-first search, each reported once."""
+    """One cycle per back edge found by a depth-first search, each reported once.
+    Iterative: a chain of thousands of services must not hit the recursion limit."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
     cycles: list[list[str]] = []
     seen: set[frozenset[str]] = set()
-
-    def visit(name: str) -> None:
-        state[name] = 1
-        path.append(name)
-        for dep in graph[name]:
-            if state.get(dep) == 1:
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        path.append(root)
+        stack = [iter(graph[root])]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                stack.pop()
+                state[path.pop()] = 2
+            elif state.get(dep) == 1:
                 cycle = path[path.index(dep) :]
                 if frozenset(cycle) not in seen:
                     seen.add(frozenset(cycle))
                     cycles.append(cycle)
             elif dep not in state:
-                visit(dep)
-        path.pop()
-        state[name] = 2
-
-    for name in graph:
-        if name not in state:
-            visit(name)
+                state[dep] = 1
+                path.append(dep)
+                stack.append(iter(graph[dep]))
     return cycles
 
 
@@ -1624,7 +1693,10 @@ def load_config_text(
     the base for relative ``env_file`` paths). ``ids``: the (euid, egid) pyinit runs
     as, default its own; `user:` needs 0. Raises ConfigError with every problem,
     sorted by line."""
-    return _Loader(text, path, os.environ if environ is None else environ, ids).load()
+    try:
+        return _Loader(text, path, os.environ if environ is None else environ, ids).load()
+    except RecursionError:  # a last resort: MAX_DEPTH is meant to stop it first
+        raise ConfigError([Problem(path, None, "", "nested too deeply to load")]) from None
 
 
 def load_config(
@@ -1633,10 +1705,9 @@ def load_config(
     """Read, parse and validate a services file; ConfigError for any user mistake,
     including an unreadable file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError([Problem(path, None, "", f"cannot read: {e.strerror or e}")]) from None
+        text = read_bytes(path, CONFIG_CAP).decode("utf-8")
+    except UnsafeFile as e:
+        raise ConfigError([Problem(path, None, "", f"cannot read: {e}")]) from None
     except UnicodeDecodeError as e:
         raise ConfigError(
             [Problem(path, None, "", f"not UTF-8 text (bad byte at offset {e.start})")]

@@ -235,6 +235,7 @@ class _Connection:
         "held",
         "timer",
         "waiting",
+        "pending",
         "reading",
     )
 
@@ -248,6 +249,7 @@ class _Connection:
         self.held = 0  # bytes of the answer not sent yet
         self.timer: Timer | None = None
         self.waiting: Request | None = None  # a ``wait`` held open
+        self.pending = False  # a ``reload`` held open until its load is over
         self.reading = True
 
 
@@ -389,12 +391,12 @@ class ControlServer:
         except OSError:
             self._drop(conn)
             return
-        if conn.waiting is not None or conn.answered:
+        if conn.waiting is not None or conn.pending or conn.answered:
             # Past the request: only an end of file matters. It may be a half-close
             # (the client still reads), so keep the answer coming; a gone client is
             # found out by the write.
             if not data:
-                if conn.waiting is not None:
+                if conn.waiting is not None or conn.pending:
                     # pyinit's client never half-closes, so EOF during a held
                     # `wait` means it gave up: free the slot now, not at the
                     # wait's timeout (up to days), or 64 of them lock everyone out.
@@ -453,10 +455,13 @@ class ControlServer:
         size: int = 0,
     ) -> None:
         """Send ``answer``, then the ``size`` bytes ``body`` yields, then close."""
-        if conn.fd not in self.conns or conn.answered:
+        # Identity, not the fd number: a dropped connection's fd may be reused by
+        # a newer one by the time a held request is answered.
+        if self.conns.get(conn.fd) is not conn or conn.answered:
             return
         conn.answered = True
         conn.waiting = None
+        conn.pending = False
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
@@ -524,8 +529,10 @@ class ControlServer:
             done, errors = sup.signal_services(req.signal, req.services)
             return {"ok": not errors, "done": done, "errors": errors}
         if req.cmd == "reload":
-            applied, messages = sup.reload()
-            return {"ok": applied, "messages": messages}
+            # Answered when the load (in a child process) is over.
+            conn.pending = True
+            sup.reload(lambda ok, messages: self._answer(conn, {"ok": ok, "messages": messages}))
+            return None
         if req.cmd == "logs":
             name = req.services[0]
             if name not in sup.services and name not in sup.logs.recent:

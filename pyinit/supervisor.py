@@ -17,6 +17,7 @@ from typing import Any
 
 from pyinit import proctree
 from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, ServiceType
+from pyinit.configload import Reloader
 from pyinit.control import ControlServer
 from pyinit.durations import format_duration
 from pyinit.health import HealthStatus
@@ -138,6 +139,9 @@ class Supervisor:
         self.sweeping = False
         self.forced = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.reloader = Reloader(
+            self.loop, lambda: self.config.path, self._register_child, self._apply_reload, self.log
+        )
 
     def _monitor_for(self, cfg: ServiceConfig) -> ServiceMonitor:
         name = cfg.name
@@ -568,6 +572,7 @@ class Supervisor:
             return
         self.shutting_down = True
         self.exit_code = code
+        self.reloader.cancel("pyinit is shutting down")
         now = time.monotonic()
         self.shutdown_started = now
         self.deadline = now + self.config.settings.shutdown_timeout
@@ -784,22 +789,17 @@ class Supervisor:
         """Names waiting for their instance to stop before a new definition starts."""
         return self.reload_table.replacements()
 
-    def reload(self) -> tuple[bool, list[str]]:
-        """Load the config file again and apply the difference; keep running the old
-        config when the new one is invalid. Returns (applied, messages)."""
-        from pyinit.config import ConfigError, load_config
-
+    def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:
+        """Load the config file again, in a child (pyinit/configload.py), then apply
+        the difference; keep running the old config when the new one is invalid.
+        ``on_done(applied, messages)`` is called when the load is over."""
         if self.shutting_down:
-            return False, ["pyinit is shutting down"]
-        try:
-            new = load_config(self.config.path)
-        except ConfigError as exc:
-            messages = [str(p) for p in exc.problems]
-            for message in messages:
-                self.log(f"reload: {message}")
-            self.log(f"reload: {len(messages)} problem(s); keeping the running configuration")
-            return False, messages
-        return True, self._apply_reload(new)
+            if on_done is not None:
+                on_done(False, ["pyinit is shutting down"])
+            return
+        if self.reloader.busy:
+            self.log("reload: a load is running; loading again after it", 1)
+        self.reloader.request(on_done)
 
     def _apply_reload(self, new: Config) -> list[str]:
         """Apply a validated new config: retire, replace and add services."""

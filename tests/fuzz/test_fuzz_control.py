@@ -156,8 +156,9 @@ class FakeSupervisor:
     def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]:
         return self._act(names)
 
-    def reload(self) -> tuple[bool, list[str]]:
-        return True, ["no change"]
+    def reload(self, on_done: Callable[[bool, list[str]], None]) -> None:
+        # As the real one: answered later, from the loop, when the load is over.
+        self.loop.call_later(0, lambda: on_done(True, ["no change"]))
 
 
 @contextmanager
