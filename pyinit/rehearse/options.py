@@ -119,8 +119,8 @@ def parse_options(args: list[str]) -> RehearseOptions:
             raise HelpRequested
         if value is None:
             if key == "kubernetes":
-                opts.grace_source = "Kubernetes"
                 if not timeout_given:
+                    opts.grace_source = "Kubernetes"
                     opts.timeout = KUBERNETES_GRACE
             else:
                 setattr(opts, key.replace("-", "_"), True)
@@ -138,6 +138,7 @@ def parse_options(args: list[str]) -> RehearseOptions:
             opts.ready_timeout = _duration(value, "--ready-timeout")
         elif key == "timeout":
             opts.timeout = _duration(value, "--timeout")
+            opts.grace_source = "--timeout"
             timeout_given = True
         elif key == "repeat":
             opts.repeat = _repeat(value)

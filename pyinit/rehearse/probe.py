@@ -117,3 +117,28 @@ def disposition(info: ProcInfo, signum: int) -> str:
     if signum in DEFAULT_STOPS:
         return DEFAULT_STOP
     return DEFAULT
+
+
+# ioctl(pidfd, PIDFD_GET_INFO) with PIDFD_INFO_EXIT (Linux 6.15): the wait status of
+# any process we hold a pidfd on, once it has been reaped, even by someone else.
+# How a grandchild or a process of another PID namespace ended; None on older kernels.
+PIDFD_GET_INFO = 0xC040FF0B  # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes
+PIDFD_INFO_EXIT = 1 << 3
+_EXIT_CODE_OFFSET = 60
+
+
+def pidfd_exit_status(fd: int) -> int | None:
+    """The raw wait status of the process behind ``fd``, or None if unknown."""
+    import fcntl
+    import struct
+
+    buf = bytearray(64)
+    struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
+    try:
+        fcntl.ioctl(fd, PIDFD_GET_INFO, buf)
+    except OSError:
+        return None
+    mask = struct.unpack_from("Q", buf, 0)[0]
+    if not mask & PIDFD_INFO_EXIT:
+        return None
+    return int(struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0])

@@ -4,6 +4,7 @@ Pure functions of RunFacts (unit-tested without processes)."""
 
 from __future__ import annotations
 
+import shlex
 import statistics
 from typing import Any
 
@@ -134,7 +135,7 @@ def summary(facts: RunFacts) -> str:
     count = len(killed) + len(facts.late_killed)
     return (
         f"FAIL: the app {_ended_how(main, facts.signum)}, but {_count(count)} still ran at "
-        f"{_grace(facts)} and had to be SIGKILLed: {_names(killed)}"
+        f"{_grace(facts)} and was SIGKILLed: {_names(killed)}"
     ).rstrip(": ")
 
 
@@ -143,7 +144,7 @@ def _count(n: int) -> str:
 
 
 def _names(procs: list[ProcFacts]) -> str:
-    return ", ".join(f"{p.info.name} (pid {p.info.ns_pid})" for p in procs)
+    return ", ".join(label(p) for p in procs)
 
 
 def advice(facts: RunFacts) -> list[str]:
@@ -175,10 +176,13 @@ def advice(facts: RunFacts) -> list[str]:
     if dropped:
         tips.append(f"handle {sig} in the app (a handler that exits works even as PID 1)")
     ignoring = [p for p in killed if p.disposition(facts.signum) == probe.IGNORED]
-    if ignoring:
+    if any(p.main for p in ignoring):
+        tips.append(f"handle {sig} in the app instead of ignoring it")
+    workers = [p for p in ignoring if not p.main]
+    if workers:
         tips.append(
-            f"handle {sig} in {_names(ignoring)} instead of ignoring it, or have the app stop "
-            "its workers before it exits"
+            f"handle {sig} in {_names(workers)} instead of ignoring it, or have the app "
+            "stop its workers before it exits"
         )
     if any(p.disposition(facts.signum) == probe.BLOCKED for p in killed):
         tips.append(f"unblock {sig} (a thread or library that blocks it keeps it pending)")
@@ -196,7 +200,8 @@ def advice(facts: RunFacts) -> list[str]:
         tips.append(
             "do not start new processes while stopping, or stop them within the grace period"
         )
-    if kind == CLEAN and main.disposition(facts.signum) == probe.DEFAULT and main.received(facts):
+    plain = main.disposition(facts.signum) == probe.DEFAULT and main.received(facts)
+    if kind == CLEAN and plain and not _shell_without_exec(facts):
         tips.append(
             f"if the app has anything to flush or close, handle {sig}: the default action "
             "ends it mid-write"
@@ -233,9 +238,11 @@ def text_report(facts: RunFacts) -> str:
         if status is not None:
             lines.append(f"exit code {exit_meaning(status)}")
         if facts.all_gone_seconds is not None and passed(facts):
+            whose = facts.grace_source
+            default = f" ({whose}'s default)" if whose in ("Docker", "Kubernetes") else ""
             lines.append(
                 f"every process had ended {secs(facts.all_gone_seconds)} after {sig}, within "
-                f"the {facts.timeout:g} s grace period ({facts.grace_source}'s default)"
+                f"the {facts.timeout:g} s grace period{default}"
             )
     tips = advice(facts)
     if tips:
@@ -244,7 +251,7 @@ def text_report(facts: RunFacts) -> str:
 
 
 def _command(facts: RunFacts) -> str:
-    text = " ".join(facts.command)
+    text = shlex.join(facts.command)
     return f"'{text}'" if len(text) <= 60 else f"'{text[:57]}...'"
 
 

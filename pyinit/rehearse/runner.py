@@ -28,7 +28,7 @@ from pyinit.rehearse.facts import (
 )
 from pyinit.rehearse.options import RehearseOptions
 from pyinit.rehearse.pidns import PidNamespaces, proc_mounting_argv
-from pyinit.rehearse.probe import ProcInfo, read_proc
+from pyinit.rehearse.probe import ProcInfo, pidfd_exit_status, read_proc
 from pyinit.signals import SignalIntake
 from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnSpec, spawn
@@ -64,6 +64,8 @@ class Rehearsal:
         self.is_ready = False
         self.interrupted: int | None = None
         self.tracked: dict[int, ProcFacts] = {}
+        self.pidfds: dict[int, int] = {}  # pid -> pidfd, kept open to read the exit status
+        self.main_exiting: set[int] = set()  # pids that ended while PID 1 was exiting
         self._line = b""
         self._ready_re = re.compile(opts.ready_log) if opts.ready_log else None
         self._out_fd: int | None = None
@@ -187,12 +189,24 @@ class Rehearsal:
 
     def _settle(self, facts: RunFacts) -> None:
         main_ended = self.ended_at.get(self.main_pid)
+        for pid, fd in self.pidfds.items():
+            raw = pidfd_exit_status(fd) if pid not in self.statuses else None
+            if raw is not None:
+                self.statuses[pid] = ExitStatus.from_wait_status(raw)
+            os.close(fd)
+        self.pidfds.clear()
         for proc in facts.processes:
-            if proc.main or proc.outcome != EXITED or proc.info.pid in self.ended_at:
+            if proc.main or proc.outcome != EXITED or not self.opts.as_pid1:
                 continue
-            if self.opts.as_pid1:
-                # Its end was not seen before PID 1's: the namespace took it down
-                # (the loop stops on PID 1's exit before reading the rest).
+            # A namespace dies with its PID 1: as PID 1 exits, the kernel SIGKILLs
+            # every other process in it, before we hear that PID 1 is gone. So a
+            # process that ended (as far as we saw) while PID 1 was on its way out,
+            # and by SIGKILL when the kernel tells (Linux 6.15+), was one of those.
+            pid = proc.info.pid
+            status = self.statuses.get(pid)
+            if status is not None and status.signal != signal.SIGKILL:
+                continue
+            if pid not in self.ended_at or pid in self.main_exiting:
                 proc.outcome = KILLED_WITH_PID1
                 proc.exit_seconds = main_ended
         facts.main_status = self.statuses.get(self.main_pid)
@@ -226,19 +240,14 @@ class Rehearsal:
             fd = os.pidfd_open(info.pid)
         except OSError:
             return  # gone already, or a kernel without pidfds: the reaper still tells
+        self.pidfds[info.pid] = fd
         self.loop.add_reader(fd, lambda: self._on_pidfd(fd, info.pid))
 
     def _on_pidfd(self, fd: int, pid: int) -> None:
         self.loop.remove_reader(fd)
-        os.close(fd)
         self._ended(pid)
-        proc = self.tracked.get(pid)
-        if proc is not None and not proc.main and self.opts.as_pid1:
-            # A namespace dies with its PID 1: the kernel SIGKILLs every other
-            # process in it as PID 1 exits, before we hear PID 1 is gone. A process
-            # ending while PID 1 is already on its way out was one of those.
-            if _exiting(self.main_pid) and proc.outcome == EXITED:
-                proc.outcome = KILLED_WITH_PID1
+        if self.opts.as_pid1 and pid != self.main_pid and _exiting(self.main_pid):
+            self.main_exiting.add(pid)
 
     def _ended(self, pid: int) -> None:
         if self.phase in ("stopping", "killing") and pid not in self.ended_at:
