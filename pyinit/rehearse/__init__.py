@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
+from pyinit.errors import UsageError
+
 
 def rehearse_main(args: list[str]) -> int:
     from pyinit.reaper import become_subreaper
@@ -27,6 +29,11 @@ def rehearse_main(args: list[str]) -> int:
     except HelpRequested:
         sys.stdout.write(USAGE)
         return 0
+    except UsageError as exc:
+        sys.stderr.write(
+            f"pyinit rehearse: {exc}\nTry 'pyinit rehearse --help' for more information.\n"
+        )
+        return 2
     namespaces = PidNamespaces() if opts.as_pid1 else None
     if namespaces is None:
         try:

@@ -50,6 +50,7 @@ class RunFacts:
     as_pid1: bool
     ready_how: str  # "after 1s", "port 8000 open", ...
     ready_timeout: float = 30.0
+    not_ready: str = ""  # "port 8000 did not open", for the verdict line
     ready: bool = True
     ready_seconds: float = 0.0
     early_status: ExitStatus | None = None  # the app ended before the stop signal

@@ -149,7 +149,7 @@ def parse_options(args: list[str]) -> RehearseOptions:
     if signals:
         opts.signum = next(iter(signals.values()))
     if not command:
-        raise UsageError("rehearse: no command given (pyinit rehearse [OPTIONS] -- COMMAND)")
+        raise UsageError("no command given (pyinit rehearse [OPTIONS] -- COMMAND)")
     return opts
 
 

@@ -106,12 +106,12 @@ def summary(facts: RunFacts) -> str:
     main = facts.main
     kind = verdict(facts)
     if kind == NOT_READY:
-        return f"FAIL: never became ready: no {facts.ready_how} within {facts.ready_timeout:g} s"
+        return f"FAIL: never became ready: {facts.not_ready} within {facts.ready_timeout:g} s"
     if kind == EXITED_EARLY:
         assert facts.early_status is not None
         return (
-            f"FAIL: the app ended before the stop signal ({facts.early_status.describe()}); "
-            "nothing to rehearse"
+            f"FAIL: the app ended before the stop signal ({facts.early_status.describe()}, "
+            f"after {secs(facts.ready_seconds)}); nothing to rehearse"
         )
     assert main is not None
     if kind == CLEAN:
@@ -218,9 +218,10 @@ def _shell_without_exec(facts: RunFacts) -> bool:
 
 
 def text_report(facts: RunFacts) -> str:
-    lines = [summary(facts), ""]
+    lines = [summary(facts)]
     sig = signal_name(facts.signum)
     if facts.ready and facts.early_status is None:
+        lines.append("")
         where = "as PID 1 of its own PID namespace (no init)" if facts.as_pid1 else "under pyinit"
         target = "its process group" if facts.to_group else "the app alone"
         lines.append(

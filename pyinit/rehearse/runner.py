@@ -83,6 +83,7 @@ class Rehearsal:
             as_pid1=opts.as_pid1,
             ready_how=self._ready_how(),
             ready_timeout=opts.ready_timeout,
+            not_ready=self._not_ready(),
         )
         intake = SignalIntake([signal.SIGCHLD, *INTERRUPTS])
         self.loop.add_reader(intake.read_fd, lambda: intake.drain(self._on_signal))
@@ -109,6 +110,11 @@ class Rehearsal:
         if opts.ready_log is not None:
             return f"a line matching {opts.ready_log!r}"
         return f"--after {opts.after:g}s"
+
+    def _not_ready(self) -> str:
+        if self.opts.ready_port is not None:
+            return f"{self._ready_how().removesuffix(' open')} did not open"
+        return f"no line of its output matched {self.opts.ready_log!r}"
 
     def _start(self) -> None:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
