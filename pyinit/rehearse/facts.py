@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from pyinit.reaper import ExitStatus
 from pyinit.rehearse.probe import ProcInfo, disposition
+from pyinit.signals import sigmod as signal
+from pyinit.signals import signal_name
 
 # How a process of the app's tree ended, once the stop signal was sent.
 EXITED = "exited"  # on its own before the deadline (handler, default action, parent)
@@ -100,11 +102,23 @@ def passed(facts: RunFacts) -> bool:
     return verdict(facts) == CLEAN
 
 
+def killed_with_pid1(status: ExitStatus | None, ended_before_pid1: bool) -> bool:
+    """Whether a process of an ``--as-pid1`` namespace went down with its PID 1.
+
+    As PID 1 exits, the kernel SIGKILLs every other process of the namespace,
+    before we hear that PID 1 is gone; their pidfds fire a moment earlier, so
+    timing alone cannot tell them from a worker the app stopped and waited for.
+    The exit status can (Linux 6.15+ gives it through the pidfd): anything but
+    SIGKILL ended on its own. Without it, a process whose end we saw while PID 1
+    was still alive (``ended_before_pid1``) ended on its own.
+    """
+    if status is not None:
+        return status.signal == signal.SIGKILL and not ended_before_pid1
+    return not ended_before_pid1
+
+
 def exit_meaning(status: ExitStatus) -> str:
     """What an exit status means to someone reading ``docker ps``."""
-    from pyinit.signals import sigmod as signal
-    from pyinit.signals import signal_name
-
     code = status.shell_code
     if status.signal is not None:
         name = signal_name(status.signal)
@@ -113,6 +127,7 @@ def exit_meaning(status: ExitStatus) -> str:
         return f"{code} = 128+{status.signal}: ended by {name}"
     if code == 0:
         return "0: a clean exit"
-    if code > 128:
-        return f"{code}: the app chose a 128+N code (a shell reports a signal N this way)"
+    if 128 < code <= 128 + 64:
+        name = signal_name(code - 128)
+        return f"{code} = 128+{code - 128}: how a shell reports a child ended by {name}"
     return f"{code}: the app reported an error on the way out"

@@ -25,6 +25,7 @@ from pyinit.rehearse.facts import (
     KILLED_WITH_PID1,
     ProcFacts,
     RunFacts,
+    killed_with_pid1,
 )
 from pyinit.rehearse.options import RehearseOptions
 from pyinit.rehearse.pidns import PidNamespaces, proc_mounting_argv
@@ -204,15 +205,9 @@ class Rehearsal:
         for proc in facts.processes:
             if proc.main or proc.outcome != EXITED or not self.opts.as_pid1:
                 continue
-            # A namespace dies with its PID 1: as PID 1 exits, the kernel SIGKILLs
-            # every other process in it, before we hear that PID 1 is gone. So a
-            # process that ended (as far as we saw) while PID 1 was on its way out,
-            # and by SIGKILL when the kernel tells (Linux 6.15+), was one of those.
             pid = proc.info.pid
-            status = self.statuses.get(pid)
-            if status is not None and status.signal != signal.SIGKILL:
-                continue
-            if pid not in self.ended_at or pid in self.main_exiting:
+            seen = pid in self.ended_at and pid not in self.main_exiting
+            if killed_with_pid1(self.statuses.get(pid), seen):
                 proc.outcome = KILLED_WITH_PID1
                 proc.exit_seconds = main_ended
         facts.main_status = self.statuses.get(self.main_pid)

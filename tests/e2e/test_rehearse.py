@@ -120,9 +120,7 @@ def test_slow_shutdown_within_the_timeout_passes(cli: Runner) -> None:
 
 
 def test_no_handler_as_pid1_is_dropped_and_killed(cli: Runner) -> None:
-    done, data = rehearse(
-        cli, READY, "--timeout", "1s", "--as-pid1", command=stopper("plain")
-    )
+    done, data = rehearse(cli, READY, "--timeout", "1s", "--as-pid1", command=stopper("plain"))
     assert done.code == 1, done
     assert data["verdict"] == "killed" and data["as_pid1"] is True
     assert data["exit_code"] == 137 and data["handled"] is False
