@@ -212,7 +212,11 @@ def advice(facts: RunFacts) -> list[str]:
 def _shell_without_exec(facts: RunFacts) -> bool:
     """The app is a shell that runs the real program as its child."""
     main = facts.main
-    if main is None or main.info.name not in SHELLS:
+    if main is None:
+        return False
+    # A script started by its #! line is named after the script: look at argv[0].
+    argv0 = main.info.cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]
+    if main.info.name not in SHELLS and argv0 not in SHELLS:
         return False
     return any(not p.main and p.info.ppid == main.info.pid for p in facts.processes)
 

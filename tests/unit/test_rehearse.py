@@ -204,6 +204,16 @@ def test_report_shell_without_exec() -> None:
     assert "never received SIGTERM" in text_report(run)
 
 
+def test_shell_script_named_after_itself_is_a_shell() -> None:
+    script = ProcFacts(
+        probe.ProcInfo(100, 1, 0, 100, "entrypoint.sh", "/bin/sh ./entrypoint.sh",
+                       frozenset(), frozenset(), frozenset()),
+        main=True, status=ExitStatus(signal=TERM),
+    )  # fmt: skip
+    run = facts(script, worker(caught={TERM}, name="python"))
+    assert advice(run)[0].startswith("use `exec` in the shell entrypoint")
+
+
 def test_slow_shutdown_advice() -> None:
     run = facts(app(KILLED_AT_DEADLINE, ExitStatus(signal=9), caught={TERM}))
     assert summary(run) == (
