@@ -10,6 +10,7 @@ the verdict), report (text and JSON).
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from pyinit.errors import UsageError
@@ -33,6 +34,11 @@ def rehearse_main(args: list[str]) -> int:
         sys.stderr.write(
             f"pyinit rehearse: {exc}\nTry 'pyinit rehearse --help' for more information.\n"
         )
+        return 2
+    if opts.as_pid1 and opts.repeat > 1 and os.geteuid() != 0:
+        # Unprivileged, a process can point its children at a new PID namespace
+        # once: setns back to its own, to make the next, needs root.
+        sys.stderr.write("pyinit rehearse: --as-pid1 --repeat needs root (or use --repeat 1)\n")
         return 2
     namespaces = PidNamespaces() if opts.as_pid1 else None
     if namespaces is None:
