@@ -48,6 +48,7 @@ class FakeSupervisor:
         web = RecentLines()
         web.add(b"one\ntwo \xff")
         self.recent = {"web": web}
+        self.busy_names: set[str] = set()  # what busy() answers: held ``wait`` requests
 
     def log(self, message: str, level: int = 0) -> None:
         self.messages.append(message)
@@ -75,7 +76,7 @@ class FakeSupervisor:
             self.loop.call_later(0, lambda: done(True, ["no change"]))
 
     def busy(self) -> set[str]:
-        return set()
+        return set(self.busy_names)
 
     def recent_lines(self, name: str, count: int) -> tuple[int, list[memoryview]] | None:
         store = self.recent.get(name)

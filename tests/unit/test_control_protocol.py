@@ -16,12 +16,18 @@ import pytest
 from pyinit.client import format_status, format_uptime, parse_client_args
 from pyinit.control import wait_verdict
 from pyinit.errors import UsageError
-from pyinit.protocol import MAX_REQUEST, RequestError, addressable, parse_request
+from pyinit.protocol import COMMANDS, MAX_REQUEST, RequestError, addressable, parse_request
 from pyinit.snapshot import Snapshot
 
 
 def req(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\n"
+
+
+def test_every_command_has_a_parser() -> None:
+    for cmd in COMMANDS:
+        body = {"services": ["a"], "service": "a", "signal": "HUP"}
+        assert parse_request(req({"cmd": cmd, **body})).cmd == cmd
 
 
 def test_plain_commands_parse() -> None:
@@ -209,10 +215,12 @@ def test_uptime_format() -> None:
 
 
 def test_client_imports_no_yaml_or_psutil() -> None:
-    """The client commands load neither PyYAML nor psutil (start-up cost in probes)."""
+    """The client commands load neither PyYAML nor psutil (start-up cost in probes),
+    nor the server's modules: the protocol is all they share."""
+    heavy = ("yaml", "psutil", "pyinit.control", "pyinit.netserve", "pyinit.supervisor")
     code = (
-        "import sys; import pyinit.cli, pyinit.client;"
-        "print(sorted(m for m in ('yaml', 'psutil') if m in sys.modules))"
+        "import sys; import pyinit.cli, pyinit.client, pyinit.status;"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
