@@ -201,8 +201,6 @@ class ControlServer(Server[_Client]):
             sock.close()
             raise
         self.inode = os.stat(path).st_ino
-        super().__init__(operator.loop, sock, operator.log)
-        operator.add_change_hook(self._on_change)
         self._handlers: dict[str, Callable[[_Client, Request], Answer | None]] = {
             "status": self._status,
             "health": self._health,
@@ -214,6 +212,8 @@ class ControlServer(Server[_Client]):
             "logs": self._logs,
             "wait": self._wait,
         }
+        super().__init__(operator.loop, sock, operator.log)
+        operator.add_change_hook(self._on_change)
 
     @classmethod
     def open(cls, operator: Operator) -> ControlServer | None:

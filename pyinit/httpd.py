@@ -175,8 +175,8 @@ class HttpServer(Server[Connection]):
     request_timeout = DEADLINE  # and no answer_timeout: the deadline is the whole life's
 
     def __init__(self, loop: EventLoop, sock: socket.socket, handler: Handler, log: Log) -> None:
-        super().__init__(loop, sock, log)
         self.handler = handler
+        super().__init__(loop, sock, log)
 
     @property
     def address(self) -> tuple[str, int]:

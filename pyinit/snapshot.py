@@ -73,9 +73,13 @@ def _field(obj: Mapping[str, Any], key: str, kinds: tuple[type, ...], default: A
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServiceSnapshot:
-    """One service: its state and the facts an operator or a probe asks about."""
+    """One service: its state and the facts an operator or a probe asks about.
+
+    Readers treat it as immutable. It is not a frozen dataclass only because
+    one is built per service on every change of state, and a frozen one's
+    __init__ costs about three times as much."""
 
     type: str  # "longrun" | "oneshot"
     state: ServiceState

@@ -862,7 +862,7 @@ class Supervisor:
             alive = m.state.alive
             services[name] = ServiceSnapshot(
                 type=rt.cfg.type.value,
-                state=ServiceState(m.state.value),
+                state=ServiceState[m.state.name],
                 pid=m.pid,
                 ready=mon.ready if alive else m.state is State.COMPLETED,
                 health=mon.health.status.value if mon.health is not None else None,

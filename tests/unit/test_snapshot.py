@@ -46,7 +46,7 @@ GOLDEN = (
 def test_states_are_the_state_machines() -> None:
     """The snapshot's state names are service.State's values, in the same order
     (the metrics list them in this order)."""
-    assert [s.value for s in ServiceState] == [s.value for s in State]
+    assert [(s.name, s.value) for s in ServiceState] == [(s.name, s.value) for s in State]
     assert {s.value for s in ServiceState if s.alive} == {s.value for s in State if s.alive}
     assert {s.value for s in ServiceState if s.final} == {s.value for s in State if s.final}
 
