@@ -13,7 +13,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyinit import proctree
 from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, ServiceType
@@ -43,6 +42,7 @@ from pyinit.service import (
     TimerKind,
 )
 from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 from pyinit.spawn import (
     SpawnError,
     SpawnSpec,
@@ -852,35 +852,35 @@ class Supervisor:
                 self.restart_set.discard(name)
 
     # -- status ---------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        """The aggregate state every reader uses (``pyinit health``, later the API)."""
-        services: dict[str, Any] = {}
+    def snapshot(self) -> Snapshot:
+        """The aggregate state every reader uses (status file, control, HTTP, report)."""
+        now = time.monotonic()
+        services: dict[str, ServiceSnapshot] = {}
         for name, rt in self.services.items():
             m, mon = rt.machine, rt.monitor
             last = m.last_status
-            services[name] = {
-                "type": rt.cfg.type.value,
-                "state": m.state.value,
-                "pid": m.pid,
-                "ready": mon.ready if m.state.alive else m.state is State.COMPLETED,
-                "health": mon.health.status.value if mon.health is not None else None,
-                "health_detail": mon.health.last_detail if mon.health is not None else "",
-                "restarts": m.restarts,
-                "last_exit": last.shell_code if last is not None else None,
-                "reason": m.reason,
-                "status_text": mon.status_text,
-                "uptime": round(time.monotonic() - m.started_at, 3)
-                if m.state.alive and m.started_at is not None
-                else None,
-            }
-        return {
-            "pid": os.getpid(),
-            "stopping": self.shutting_down,
-            "started": self.started_wall,
-            "orphans_reaped": self.orphans_reaped,
-            "signals_forwarded": self.signals_forwarded,
-            "services": services,
-        }
+            alive = m.state.alive
+            services[name] = ServiceSnapshot(
+                type=rt.cfg.type.value,
+                state=ServiceState[m.state.name],
+                pid=m.pid,
+                ready=mon.ready if alive else m.state is State.COMPLETED,
+                health=mon.health.status.value if mon.health is not None else None,
+                health_detail=mon.health.last_detail if mon.health is not None else "",
+                restarts=m.restarts,
+                last_exit=last.shell_code if last is not None else None,
+                reason=m.reason,
+                status_text=mon.status_text,
+                uptime=round(now - m.started_at, 3) if alive and m.started_at is not None else None,
+            )
+        return Snapshot(
+            pid=os.getpid(),
+            stopping=self.shutting_down,
+            started=self.started_wall,
+            orphans_reaped=self.orphans_reaped,
+            signals_forwarded=self.signals_forwarded,
+            services=services,
+        )
 
     def _publish_status(self) -> None:
         for hook in self.change_hooks:
@@ -897,11 +897,7 @@ class Supervisor:
         self._status_pending = False
         snapshot = self.snapshot()
         # uptime moves on its own; only a change of anything else is worth a write
-        stable = {
-            **snapshot,
-            "services": {n: {**v, "uptime": None} for n, v in snapshot["services"].items()},
-        }
-        text = json.dumps(stable, sort_keys=True)
+        text = json.dumps(snapshot.stable_json(), sort_keys=True)
         if text == self._last_snapshot:
             return
         self._last_snapshot = text
@@ -937,6 +933,26 @@ class Supervisor:
             if m.killed or not clean:
                 return status.shell_code or 1
         return 0
+
+    # -- what the control socket asks (control.Operator) -------------------------
+    def busy(self) -> set[str]:
+        """Services an operator request or a reload is about to stop or replace."""
+        return self.stop_set | self.restart_set | set(self.replacements)
+
+    def recent_lines(self, name: str, count: int) -> tuple[int, list[memoryview]] | None:
+        """The last ``count`` lines (0: all) kept of ``name``'s output, as views of
+        the store; None when there is no such service (nor lines left of one)."""
+        store = self.logs.recent.get(name)
+        if store is None:
+            return (0, []) if name in self.services else None
+        return store.tail(count)
+
+    def add_change_hook(self, hook: Callable[[], None]) -> None:
+        self.change_hooks.append(hook)
+
+    def remove_change_hook(self, hook: Callable[[], None]) -> None:
+        if hook in self.change_hooks:
+            self.change_hooks.remove(hook)
 
 
 def _final_code(m: ServiceMachine) -> int:
