@@ -45,7 +45,7 @@ from pyinit.supervisor.seams import (
     Launcher,
     SignalSender,
 )
-from pyinit.supervisor.shutdown import Shutdown, final_code
+from pyinit.supervisor.shutdown import Shutdown, container_ends
 from pyinit.supervisor.status import StatusMixin
 
 
@@ -311,30 +311,11 @@ class Supervisor(OperatorRequests, StatusMixin):
                 elif verdict is False:
                     self.feed(rt, Event(EventKind.DEPENDENCY_FAILED, reason=reason))
         self._maybe_start_main()
-        if not self._critical_ended():
-            self._maybe_all_done()
-
-    def _critical_ended(self) -> bool:
-        for rt in self.services.values():
-            # A service an operator stopped on purpose does not end the container.
-            if rt.cfg.critical and rt.machine.state.final and not rt.machine.stop_requested:
-                code = final_code(rt.machine)
-                self.log(
-                    f"{rt.name} is critical and ended ({rt.machine.state.value}); "
-                    f"stopping the container with status {code}"
-                )
-                self.shutdown.begin(code)
-                return True
-        return False
-
-    def _maybe_all_done(self) -> None:
-        machines = [rt.machine for rt in self.services.values()]
-        if self.main is not None or any(m.stop_requested for m in machines):
-            return  # a service an operator stopped may be started again
-        if all(m.state.final for m in machines):
-            ok = all(m.state in (State.COMPLETED, State.EXITED) for m in machines)
-            self.log("no service left to run" + ("" if ok else "; some failed"))
-            self.shutdown.begin(0 if ok else 1)
+        ending = container_ends(list(self.services.values()), self.main is not None)
+        if ending is not None:
+            message, code = ending
+            self.log(message)
+            self.shutdown.begin(code)
 
     def _maybe_start_main(self) -> None:
         main = self.main

@@ -262,6 +262,27 @@ class Shutdown:
         host.loop.stop()
 
 
+def container_ends(services: list[ServiceRuntime], has_main: bool) -> tuple[str, int] | None:
+    """Whether the container ends on its own: a critical service that ended for good,
+    or (with no main command) nothing left to run. The line to log and the exit code."""
+    for rt in services:
+        # A service an operator stopped on purpose does not end the container.
+        m = rt.machine
+        if rt.cfg.critical and m.state.final and not m.stop_requested:
+            code = final_code(m)
+            return (
+                f"{rt.name} is critical and ended ({m.state.value}); "
+                f"stopping the container with status {code}"
+            ), code
+    machines = [rt.machine for rt in services]
+    if has_main or any(m.stop_requested for m in machines):
+        return None  # a service an operator stopped may be started again
+    if not all(m.state.final for m in machines):
+        return None
+    ok = all(m.state in (State.COMPLETED, State.EXITED) for m in machines)
+    return "no service left to run" + ("" if ok else "; some failed"), 0 if ok else 1
+
+
 def requested_shutdown_code(machines: Iterable[ServiceMachine]) -> int:
     """0 when every service stopped cleanly (128+N for our own stop signal is clean)."""
     for m in machines:
