@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
+from pathlib import Path
 
+import pytest
+
+import pyinit
 from pyinit.config import Condition, Config, load_config_text
 from pyinit.service import Event, EventKind, ServiceMachine
 from pyinit.supervisor import conditions
@@ -102,3 +107,26 @@ def test_dependants_transitively_and_alive_only() -> None:
     assert conditions.with_dependants(
         ["job"], lambda n: conditions.dependants_of(n, cfgs), lambda n: False
     ) == ["job"]
+
+
+IMPURE = {"os", "time", "socket", "subprocess", "select", "selectors"} | {
+    f"pyinit.{m}" for m in ("reaper", "signals", "spawn", "loop", "proctree", "health", "monitor")
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["service.py", "exitstatus.py", "supervisor/conditions.py", "supervisor/shutdown.py"],
+)
+def test_pure_modules_import_nothing_that_touches_the_system(path: str) -> None:
+    """No os, no clock, no I/O module at run time (``if TYPE_CHECKING`` imports aside).
+    (service and conditions still import pyinit.config for its enums; config's model
+    module takes that role once config is a package.)"""
+    source = (Path(pyinit.__file__).parent / path).read_text()
+    imported: set[str] = set()
+    for node in ast.parse(source).body:  # module level: TYPE_CHECKING blocks are ast.If
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert not imported & IMPURE, sorted(imported & IMPURE)
