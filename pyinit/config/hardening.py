@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import difflib
 import re
-import resource
 
 import yaml
 
+from pyinit import rlimits
 from pyinit.config.nodes import Reader
 from pyinit.users import group_id, user_id
 
 _USER_PART = r"(?:\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)"
 _USER = re.compile(rf"{_USER_PART}(?::{_USER_PART})?\Z")
 _OCTAL_MODE = re.compile(r"[0-7]{1,4}\Z")
-# Compose's ulimits names are the RLIMIT_* constants without the prefix, lower case.
-_ULIMIT_NAMES = tuple(
-    sorted(n[7:].lower() for n in dir(resource) if n.startswith("RLIMIT_") and n != "RLIMIT_OFILE")
-)
 _ULIMIT_WHAT = "a whole number >= 0, or unlimited"
-_UNLIMITED = -1  # as Docker's --ulimit writes it
 _LIMIT_MAX = 2**63 - 1  # what setrlimit takes from Python (a C long long)
 
 
@@ -73,12 +68,12 @@ def ulimits(r: Reader, node: yaml.Node, key: str) -> tuple[tuple[str, int, int],
     limits: list[tuple[str, int, int]] = []
     for name, (knode, vnode) in entries.items():
         item_key = f"{key}.{name}"
-        if name not in _ULIMIT_NAMES:
-            close = difflib.get_close_matches(name, _ULIMIT_NAMES, n=1)
+        if name not in rlimits.NAMES:
+            close = difflib.get_close_matches(name, rlimits.NAMES, n=1)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close
-                else "expected one of " + ", ".join(_ULIMIT_NAMES)
+                else "expected one of " + ", ".join(rlimits.NAMES)
             )
             r.add(knode, item_key, f"unknown limit; {hint}")
             continue
@@ -111,8 +106,8 @@ def ulimit(r: Reader, node: yaml.Node, key: str) -> tuple[int, int] | None:
         soft = hard = limit(r, node, key)  # Compose: one number sets both
     if soft is None or hard is None:
         return None
-    if hard != _UNLIMITED and (soft == _UNLIMITED or soft > hard):
-        shown = "unlimited" if soft == _UNLIMITED else str(soft)
+    if hard != rlimits.UNLIMITED and (soft == rlimits.UNLIMITED or soft > hard):
+        shown = "unlimited" if soft == rlimits.UNLIMITED else str(soft)
         r.add(node, key, f"the soft limit ({shown}) is above the hard limit ({hard})")
         return None
     return soft, hard
@@ -123,7 +118,7 @@ def limit(r: Reader, node: yaml.Node, key: str) -> int | None:
     scalar = r.scalar(node, key)
     value = scalar.value if scalar is not None else None
     if value in ("unlimited", "infinity", -1):
-        return _UNLIMITED
+        return rlimits.UNLIMITED
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > _LIMIT_MAX:
             r.add(node, key, f"{value} is too large; write unlimited")

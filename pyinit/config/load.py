@@ -54,9 +54,7 @@ def load_config(
     return load_config_text(text, path, environ, ids)
 
 
-def _load(
-    text: str, path: str, environ: Mapping[str, str], ids: tuple[int, int] | None
-) -> Config:
+def _load(text: str, path: str, environ: Mapping[str, str], ids: tuple[int, int] | None) -> Config:
     problems: list[Problem] = []
     tree = compose(text, path, problems)
     if tree is None and not problems:

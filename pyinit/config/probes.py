@@ -287,9 +287,7 @@ def ready(r: Reader, knode: yaml.Node, vnode: yaml.Node, key: str) -> Readiness 
     before = len(r.problems)
     # notify: false is no source at all (handy with ${NOTIFY:-false}); an invalid
     # value counts as one, so that its problem is the only one reported.
-    notify = "notify" in entries and (
-        r.boolean(entries["notify"][1], f"{key}.notify") is not False
-    )
+    notify = "notify" in entries and (r.boolean(entries["notify"][1], f"{key}.notify") is not False)
     sources = [n for n in READY_SOURCES if n in entries and (n != "notify" or notify)]
     source = one_source(
         r,
