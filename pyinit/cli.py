@@ -149,7 +149,7 @@ class _NativeArgs:
         self.log_format = value
 
     def set_http(self, value: str) -> None:
-        from pyinit.httpd import parse_address
+        from pyinit.addresses import parse_address
 
         try:
             parse_address(value)

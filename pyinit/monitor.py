@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable
 
-from pyinit.config import Readiness, ServiceConfig
+from pyinit.config.model import Readiness, ServiceConfig
 from pyinit.health import ChildRegistrar, HealthStatus, HealthTracker, ProbeRun, start_probe
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from pyinit.config import RestartPolicy, ServiceConfig, ServiceType
+from pyinit.config.model import RestartPolicy, ServiceConfig, ServiceType
 from pyinit.durations import format_duration
 from pyinit.exitstatus import ExitStatus
 

@@ -17,7 +17,7 @@ from pyinit.supervisor import conditions
 from pyinit.supervisor.conditions import Facts
 
 if TYPE_CHECKING:
-    from pyinit.config import Config, ServiceConfig
+    from pyinit.config.model import Config, ServiceConfig
     from pyinit.supervisor.runtime import ServiceRuntime
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from pyinit.config import Condition, ServiceConfig, ServiceType
+from pyinit.config.model import Condition, ServiceConfig, ServiceType
 from pyinit.service import ServiceMachine, State
 
 Verdict = tuple[bool | None, str]

@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
-from pyinit.config import Config, ServiceConfig
+from pyinit.config.model import Config, ServiceConfig
 from pyinit.configload import Reloader
 from pyinit.control import ControlServer
 from pyinit.exitstatus import ExitStatus

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyinit.config import RestartPolicy, ServiceConfig, ServiceType
+from pyinit.config.model import RestartPolicy, ServiceConfig, ServiceType
 from pyinit.health import ChildRegistrar, HealthStatus
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pyinit.exitstatus import ExitStatus
 from pyinit.logs import LogRouter
 from pyinit.service import Event, EventKind
-from pyinit.spawn import SpawnError, SpawnSpec, resolve_user
+from pyinit.spawn import SpawnError, SpawnSpec
 from pyinit.supervisor.runtime import MainCommand, Owners, ServiceRuntime
 from pyinit.supervisor.seams import Launcher
+from pyinit.users import resolve_user
 
 
 class Launch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyinit.config import ServiceConfig
+from pyinit.config.model import ServiceConfig
 from pyinit.exitstatus import ExitStatus
 from pyinit.health import HealthStatus
 from pyinit.loop import Timer

@@ -24,7 +24,7 @@ from pyinit.durations import format_duration
 from pyinit.service import Event, EventKind, ServiceMachine, State
 
 if TYPE_CHECKING:
-    from pyinit.config import Config
+    from pyinit.config.model import Config
     from pyinit.loop import EventLoop
     from pyinit.supervisor.runtime import MainCommand, ServiceRuntime
     from pyinit.supervisor.seams import ChildReaper, SignalSender

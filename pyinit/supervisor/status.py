@@ -16,7 +16,7 @@ from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 from pyinit.status import write_snapshot
 
 if TYPE_CHECKING:
-    from pyinit.config import ServiceConfig
+    from pyinit.config.model import ServiceConfig
     from pyinit.logs import LogRouter
     from pyinit.loop import EventLoop
     from pyinit.supervisor.runtime import ServiceRuntime

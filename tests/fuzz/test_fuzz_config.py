@@ -11,8 +11,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyinit import config as cfgmod
 from pyinit.config import Config, ConfigError, load_config, load_config_text
+from pyinit.config.load import SETTINGS_KEYS, TOP_KEYS
+from pyinit.config.probes import HEALTHCHECK_KEYS, READY_KEYS
+from pyinit.config.services import BACKOFF_KEYS, SERVICE_KEYS, START_LIMIT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 # A directory that does not exist: relative env_file paths resolve to nothing.
@@ -45,13 +47,13 @@ SEEDS = [
 
 KEYS = sorted(
     {
-        *cfgmod._TOP_KEYS,
-        *cfgmod._SETTINGS_KEYS,
-        *cfgmod._SERVICE_KEYS,
-        *cfgmod._BACKOFF_KEYS,
-        *cfgmod._START_LIMIT_KEYS,
-        *cfgmod._HEALTHCHECK_KEYS,
-        *cfgmod._READY_KEYS,
+        *TOP_KEYS,
+        *SETTINGS_KEYS,
+        *SERVICE_KEYS,
+        *BACKOFF_KEYS,
+        *START_LIMIT_KEYS,
+        *HEALTHCHECK_KEYS,
+        *READY_KEYS,
         "condition",
         "path",
         "required",
@@ -94,7 +96,7 @@ service_names = st.one_of(st.sampled_from(["a", "b", "db", "web", "bad name", "-
 services = st.dictionaries(
     service_names,
     st.one_of(
-        st.dictionaries(st.sampled_from(cfgmod._SERVICE_KEYS), values, max_size=6).map(
+        st.dictionaries(st.sampled_from(SERVICE_KEYS), values, max_size=6).map(
             lambda d: {"command": "true", **d}
         ),
         values,
