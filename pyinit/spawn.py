@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 
-from pyinit.signals import catchable_signals
 from pyinit.signals import sigmod as signal
+from pyinit.signals import waitable_signals
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
 # wrapper mode (PID 1 for one command) does not spend.
@@ -32,7 +32,9 @@ class SpawnSpec:
     child); with ``close_fds`` every other inheritable fd above 2 is closed.
     ``rlimits``: (name, soft, hard) with name an RLIMIT_* constant without the prefix,
     lower case, and -1 for unlimited; ``no_new_privs``: PR_SET_NO_NEW_PRIVS before
-    exec (setuid binaries and file capabilities grant nothing from then on)."""
+    exec (setuid binaries and file capabilities grant nothing from then on).
+    ``sigmask`` and ``ignored``: the child's blocked and ignored signals (tini
+    passes on what it inherited); by default none, and every disposition default."""
 
     __slots__ = (
         "argv",
@@ -49,6 +51,8 @@ class SpawnSpec:
         "exact_signals",
         "no_new_privs",
         "rlimits",
+        "sigmask",
+        "ignored",
     )
 
     def __init__(
@@ -70,6 +74,8 @@ class SpawnSpec:
         exact_signals: bool = False,
         no_new_privs: bool = False,
         rlimits: Sequence[tuple[str, int, int]] = (),
+        sigmask: frozenset[int] = frozenset(),
+        ignored: frozenset[int] = frozenset(),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -85,6 +91,8 @@ class SpawnSpec:
         self.exact_signals = exact_signals
         self.no_new_privs = no_new_privs
         self.rlimits = rlimits
+        self.sigmask = sigmask
+        self.ignored = ignored
 
 
 class SpawnError(Exception):
@@ -214,7 +222,7 @@ def spawn(spec: SpawnSpec) -> int:
 def _simple(spec: SpawnSpec) -> bool:
     if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
         return False
-    if spec.no_new_privs or spec.rlimits:
+    if spec.no_new_privs or spec.rlimits or spec.sigmask or spec.ignored:
         return False
     if spec.uid is not None or spec.gid is not None or spec.groups is not None:
         return False
@@ -226,15 +234,16 @@ def _simple(spec: SpawnSpec) -> bool:
     return not any(t in sources and spec.fds[t] != t for t in spec.fds)
 
 
-# Signals whose disposition the child must get back to default: the ones pyinit
-# catches, and SIGPIPE/SIGXFSZ, which Python itself ignores at start-up.
+# Signals whose disposition the child must get back to default: all but KILL and
+# STOP (pyinit's handlers, SIGPIPE/SIGXFSZ, which Python itself ignores at
+# start-up, and whatever pyinit inherited ignored).
 _RESET = None
 
 
 def _reset_signals() -> list[int]:
     global _RESET
     if _RESET is None:
-        _RESET = catchable_signals()
+        _RESET = waitable_signals()
     return _RESET
 
 
@@ -389,8 +398,8 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         err_w = moved
     try:
         signal.set_wakeup_fd(-1)
-        for signum in catchable_signals():
-            signal.signal(signum, signal.SIG_DFL)
+        for signum in _reset_signals():
+            signal.signal(signum, signal.SIG_IGN if signum in spec.ignored else signal.SIG_DFL)
         if spec.isolation == "new-session":
             os.setsid()
             if spec.take_tty and os.isatty(0):
@@ -409,7 +418,8 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
                     os.tcsetpgrp(0, os.getpgrp())
                 except OSError:
                     pass
-                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+                if signal.SIGTTOU not in spec.ignored:
+                    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         if spec.fds or spec.close_fds:
             _arrange_fds(spec.fds, err_w, spec.close_fds)
         if spec.umask is not None:
@@ -433,7 +443,7 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
 
             prctl(PR_SET_NO_NEW_PRIVS, 1)
         stage = "exec"
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        signal.pthread_sigmask(signal.SIG_SETMASK, spec.sigmask)
         try:
             if spec.env is None:
                 os.execvp(spec.argv[0], list(spec.argv))
