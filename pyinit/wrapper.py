@@ -328,9 +328,12 @@ class Wrapper:
             self.trace(f"{signal_name(signum)} received; {label} is already gone")
         if signum in JOB_CONTROL_STOPS and self.opts.suspend_on_job_control:
             # As dumb-init does: the job is stopped, so stop ourselves too and let
-            # the shell's SIGCONT wake both. The kernel ignores this as PID 1.
-            self.trace("suspending until SIGCONT", 2)
-            os.kill(os.getpid(), signal.SIGSTOP)
+            # the shell's SIGCONT wake both. Not as PID 1: the kernel would ignore
+            # the SIGSTOP, but not before discarding a SIGCONT already pending
+            # (sent the moment the job stopped), which then never reaches CMD.
+            if os.getpid() != 1:
+                self.trace("suspending until SIGCONT", 2)
+                os.kill(os.getpid(), signal.SIGSTOP)
 
     def _on_signal_while_draining(self, signum: int) -> None:
         if signum in SHUTDOWN_SIGNALS:
