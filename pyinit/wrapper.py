@@ -145,6 +145,7 @@ class Wrapper:
         self.opts = options
         self.trace = Tracer(options.name, options.verbosity)
         self.verbose = options.verbosity >= 1  # guards the hot paths' f-strings
+        self._trace_reaps = self.verbose or options.warn_on_reap
         self.child_pid: int | None = None
         self.child_status: ExitStatus | None = None
         self.draining = False
@@ -345,7 +346,7 @@ class Wrapper:
     def _reap(self) -> None:
         # Hot path (one call per orphan in a storm): nothing is allocated or
         # traced for an orphan unless asked to (-v, tini -w).
-        if self.verbose or self.opts.warn_on_reap:
+        if self._trace_reaps:
             self._reap_traced()
             return
         raw, none_left = reap_watching(self.child_pid)
