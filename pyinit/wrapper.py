@@ -305,11 +305,15 @@ class Wrapper:
             return
         self._forward(signum)
 
-    def _target(self) -> tuple[int, str]:
+    def _target(self) -> int:
         assert self.child_pid is not None
         if self.opts.forward_to_group and self.opts.isolation != "inherit":
-            return -self.child_pid, f"process group {self.child_pid}"
-        return self.child_pid, f"pid {self.child_pid}"
+            return -self.child_pid
+        return self.child_pid
+
+    @staticmethod
+    def _label(target: int) -> str:
+        return f"process group {-target}" if target < 0 else f"pid {target}"
 
     def _forward(self, signum: int) -> None:
         if self.child_pid is None or self.child_status is not None:
@@ -319,14 +323,17 @@ class Wrapper:
         if sent == 0:
             self.trace(f"{signal_name(signum)} received; dropped (rewritten to 0)")
             return
-        target, label = self._target()
+        # Latency path: no string is built before the kill.
+        target = self._target()
         try:
-            os.kill(target, sent)  # first: the trace below must not add latency
+            os.kill(target, sent)
             if self.verbose:
                 via = f" as {signal_name(sent)}" if sent != signum else ""
-                self.trace(f"{signal_name(signum)} received; forwarded{via} to {label}")
+                self.trace(
+                    f"{signal_name(signum)} received; forwarded{via} to {self._label(target)}"
+                )
         except ProcessLookupError:
-            self.trace(f"{signal_name(signum)} received; {label} is already gone")
+            self.trace(f"{signal_name(signum)} received; {self._label(target)} is already gone")
         if signum in JOB_CONTROL_STOPS and self.opts.suspend_on_job_control:
             # As dumb-init does: the job is stopped, so stop ourselves too and let
             # the shell's SIGCONT wake both. Not as PID 1: the kernel would ignore
