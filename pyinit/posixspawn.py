@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from pyinit.signals import catchable_signals
+from pyinit.signals import waitable_signals
 
 # Annotations only, as in spawn.
 TYPE_CHECKING = False
@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
     Actions = list[tuple[int, int, int] | tuple[int, int]]
 
-# Signals whose disposition the child must get back to default: the ones pyinit
-# catches, and SIGPIPE/SIGXFSZ, which Python itself ignores at start-up.
-_RESET = catchable_signals()
+# Signals whose disposition the child must get back to default: all but KILL and
+# STOP (pyinit's handlers, SIGPIPE/SIGXFSZ, which Python itself ignores at
+# start-up, and whatever pyinit inherited ignored).
+_RESET = waitable_signals()
 
 
 def posix_spawn(spec: SpawnSpec) -> int:

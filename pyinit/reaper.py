@@ -34,6 +34,28 @@ def reap_raw() -> tuple[list[tuple[int, int]], bool]:
         reaped.append((pid, status))
 
 
+# Bound once: reap_watching runs once per orphan in a storm, and a module
+# attribute lookup per waitpid is measurable there.
+_waitpid = os.waitpid
+_WNOHANG = os.WNOHANG
+
+
+def reap_watching(watched: int | None) -> tuple[int | None, bool]:
+    """``reap_raw`` for wrapper mode, which reports one pid only: collect every
+    exited child; return the wait status of ``watched`` if it was among them
+    (else None), and whether no child is left. Nothing is allocated per orphan."""
+    found = None
+    while True:
+        try:
+            pid, status = _waitpid(-1, _WNOHANG)
+        except ChildProcessError:
+            return found, True
+        if pid == 0:
+            return found, False
+        if pid == watched:
+            found = status
+
+
 def reap() -> tuple[list[Reaped], bool]:
     """``reap_raw`` with each status decoded."""
     raw, none_left = reap_raw()

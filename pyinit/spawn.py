@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 
-from pyinit.signals import catchable_signals
 from pyinit.signals import sigmod as signal
+from pyinit.signals import waitable_signals
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
 # wrapper mode (PID 1 for one command) does not spend.
@@ -32,7 +32,9 @@ class SpawnSpec:
     child); with ``close_fds`` every other inheritable fd above 2 is closed.
     ``rlimits``: (name, soft, hard) with name an RLIMIT_* constant without the prefix,
     lower case, and -1 for unlimited; ``no_new_privs``: PR_SET_NO_NEW_PRIVS before
-    exec (setuid binaries and file capabilities grant nothing from then on)."""
+    exec (setuid binaries and file capabilities grant nothing from then on).
+    ``sigmask`` and ``ignored``: the child's blocked and ignored signals (tini
+    passes on what it inherited); by default none, and every disposition default."""
 
     __slots__ = (
         "argv",
@@ -49,6 +51,8 @@ class SpawnSpec:
         "exact_signals",
         "no_new_privs",
         "rlimits",
+        "sigmask",
+        "ignored",
     )
 
     def __init__(
@@ -70,6 +74,8 @@ class SpawnSpec:
         exact_signals: bool = False,
         no_new_privs: bool = False,
         rlimits: Sequence[tuple[str, int, int]] = (),
+        sigmask: frozenset[int] = frozenset(),
+        ignored: frozenset[int] = frozenset(),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -85,6 +91,8 @@ class SpawnSpec:
         self.exact_signals = exact_signals
         self.no_new_privs = no_new_privs
         self.rlimits = rlimits
+        self.sigmask = sigmask
+        self.ignored = ignored
 
 
 class SpawnError(Exception):
@@ -161,7 +169,7 @@ def spawn(spec: SpawnSpec) -> int:
 def _simple(spec: SpawnSpec) -> bool:
     if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
         return False
-    if spec.no_new_privs or spec.rlimits:
+    if spec.no_new_privs or spec.rlimits or spec.sigmask or spec.ignored:
         return False
     if spec.uid is not None or spec.gid is not None or spec.groups is not None:
         return False
@@ -291,8 +299,11 @@ def _lift_report_pipe(spec: SpawnSpec, err_w: int) -> int:  # pragma: no cover -
 def _isolate(spec: SpawnSpec) -> None:  # pragma: no cover - child side
     """Default signal handling; then the new session or group, and the terminal."""
     signal.set_wakeup_fd(-1)
-    for signum in catchable_signals():
-        signal.signal(signum, signal.SIG_DFL)
+    # All but KILL and STOP back to default (pyinit's handlers; SIGPIPE/SIGXFSZ,
+    # which Python ignores at start-up; whatever pyinit inherited ignored), except
+    # what the spec passes on ignored (tini hands on its inherited state).
+    for signum in waitable_signals():
+        signal.signal(signum, signal.SIG_IGN if signum in spec.ignored else signal.SIG_DFL)
     take_tty = spec.take_tty and os.isatty(0)
     if spec.isolation == "new-session":
         os.setsid()
@@ -312,7 +323,8 @@ def _isolate(spec: SpawnSpec) -> None:  # pragma: no cover - child side
                 os.tcsetpgrp(0, os.getpgrp())
             except OSError:
                 pass
-            signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+            if signal.SIGTTOU not in spec.ignored:
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
 
 
 def _switch_user(spec: SpawnSpec) -> None:  # pragma: no cover - child side
@@ -325,7 +337,7 @@ def _switch_user(spec: SpawnSpec) -> None:  # pragma: no cover - child side
 
 
 def _exec(spec: SpawnSpec) -> None:  # pragma: no cover - child side
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.pthread_sigmask(signal.SIG_SETMASK, spec.sigmask)
     try:
         if spec.env is None:
             os.execvp(spec.argv[0], list(spec.argv))
