@@ -193,6 +193,13 @@ class Containers:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.started: list[Container] = []
+        self.others: list[str] = []  # containers started some other way (tmux)
+
+    def name(self) -> str:
+        """A fresh container name, removed (logs printed) at teardown."""
+        name = f"{self.prefix}-x{len(self.others)}"
+        self.others.append(name)
+        return name
 
     def run(self, *options_and_argv: str, image: str = SUITE_IMAGE,
             argv: Sequence[str] = ()) -> Container:  # fmt: skip
@@ -207,6 +214,11 @@ class Containers:
         return container
 
     def cleanup(self) -> None:
+        for name in self.others:
+            print(f"----- podman logs {name} -----")
+            done = podman("logs", name, check=False)
+            print(done.stdout + done.stderr)
+            podman("rm", "-f", "-t", "0", name, check=False)
         for container in self.started:
             print(f"----- podman logs {container.name} -----")
             print(container.logs())
