@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +16,14 @@ STOP_TIMES: list[str] = []
 
 
 @pytest.fixture(scope="session")
-def images() -> Iterator[None]:
+def images() -> Iterator[Path]:
+    """Builds the images once; the directory of the wheels they were built from."""
     with workdir() as work:
-        build_images(work)
-        yield
+        yield build_images(work)
 
 
 @pytest.fixture
-def containers(images: None, request: pytest.FixtureRequest) -> Iterator[Containers]:
+def containers(images: Path, request: pytest.FixtureRequest) -> Iterator[Containers]:
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     running = Containers(f"pyinit-t-{name}")
     yield running

@@ -46,13 +46,14 @@ mirror=$(grep -hoE '^(URIs:|deb) +[^ ]*debian/?( |$)' /etc/apt/sources.list \
            /etc/apt/sources.list.d/* 2>/dev/null | awk '{print $2}' | head -n1 || true)
 [ -n "$mirror" ] || { echo "container suite: no Debian mirror in /etc/apt/sources*" >&2; exit 1; }
 
-day=$(date +%Y%m%d)
+# Packages of the base image: python3 (3.11 in bookworm) and venv; procps so that
+# `podman exec ... ps` can show zombies. Not tini: README's drop-in example links
+# pyinit to /usr/bin/tini, as on python:3.11-slim, which has no tini either.
+packages=python3,python3-venv,procps
+# The cache key: the day (Debian's security updates) and the package list.
+day=$(date +%Y%m%d)-$(echo "$packages" | md5sum | cut -c1-8)
 image=localhost/pyinit-base
 cache=/var/tmp/pyinit-base-$day.tar
-# Packages of the base image: python3 (3.11 in bookworm) and venv; procps so that
-# `podman exec ... ps` can show zombies; tini and dumb-init (Dockerfile.test's list,
-# installed here too so its apt-get step has nothing to download).
-packages=python3,python3-venv,procps,tini,dumb-init
 if ! podman image exists "$image:$day"; then
   if [ ! -s "$cache" ]; then
     root=$(mktemp -d /var/tmp/pyinit-base-root.XXXXXX)

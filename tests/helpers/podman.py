@@ -94,11 +94,11 @@ def build(context: Path, tag: str, containerfile: str, *args: str) -> None:
 
 
 def wheels(directory: Path) -> Path:
-    """This tree's wheel and its dependencies' wheels, plus setuptools/wheel (so that
-    `pip install .` of a source tree works offline in an image)."""
+    """This tree's wheel and its (test) dependencies' wheels, plus setuptools/wheel
+    (so that `pip install .` of a source tree works offline in an image)."""
     directory.mkdir(parents=True, exist_ok=True)
     for argv in (
-        [sys.executable, "-m", "pip", "wheel", "-q", str(ROOT), "-w", str(directory)],
+        [sys.executable, "-m", "pip", "wheel", "-q", f"{ROOT}[test]", "-w", str(directory)],
         [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
          "setuptools>=61", "wheel", "-d", str(directory)],
     ):  # fmt: skip
@@ -108,14 +108,14 @@ def wheels(directory: Path) -> Path:
     return directory
 
 
-def build_images(work: Path) -> None:
+def build_images(work: Path) -> Path:
     """PYTHON_IMAGE (what python:3.11-slim offers a Dockerfile: `python3` and `pip`
     on PATH, here a venv, with pip pointed at the offline wheels since the
     containers have no network) and SUITE_IMAGE (pyinit installed from the wheel,
-    services.example.yaml in /etc/pyinit)."""
+    services.example.yaml in /etc/pyinit). Returns the wheel directory."""
     require_runtime()
     context = work / "python"
-    wheels(context / "wheels")
+    wheelhouse = wheels(context / "wheels")
     build(
         context, PYTHON_IMAGE,
         f"""
@@ -138,6 +138,7 @@ def build_images(work: Path) -> None:
         COPY services.example.yaml /etc/pyinit/services.example.yaml
         """,
     )  # fmt: skip
+    return wheelhouse
 
 
 class Container:
