@@ -23,6 +23,8 @@ from tests.helpers.podman import (
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
+TEST_IMAGE = "localhost/pyinit-test"
+
 # Dockerfile.test's test command, on a representative subset: the unit tests and the
 # e2e files closest to being a container's init (the full suite inside takes minutes
 # more than the container step's budget; .ci/run runs it in full on the host).
@@ -43,13 +45,13 @@ def test_dockerfile_test(images: Path, containers: Containers) -> None:
         "build", "--quiet", "--network=host", "-f", str(ROOT / "Dockerfile.test"),
         "--build-arg", f"BASE={BASE}", "--build-arg", "PIP_NO_INDEX=1",
         "--build-arg", "PIP_FIND_LINKS=/wheels", "--build-arg", "PIP_INDEX_URL=",
-        "-v", f"{images}:/wheels:ro", "-t", "localhost/pyinit-test", str(ROOT),
+        "-v", f"{images}:/wheels:ro", "-t", TEST_IMAGE, str(ROOT),
         timeout=BUILD_TIMEOUT,
     )  # fmt: skip
-    inspect = podman("image", "inspect", "-f", "{{json .Config.Entrypoint}}", "localhost/pyinit-test")
+    inspect = podman("image", "inspect", "-f", "{{json .Config.Entrypoint}}", TEST_IMAGE)
     assert json.loads(inspect.stdout) == ["pyinit", "--"]
     run = containers.run(
-        "--privileged", image="localhost/pyinit-test",
+        "--privileged", image=TEST_IMAGE,
         argv=["sh", "-c", 'test "$(cat /proc/1/comm)" = pyinit || { echo "PID 1 is not pyinit";'
               ' exit 99; }; exec python3 -m pytest -q -p no:cacheprovider "$@"', "sh",
               *INNER_SUBSET],
