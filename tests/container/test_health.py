@@ -29,11 +29,11 @@ def test_podman_healthcheck(containers: Containers) -> None:
             "--health-interval", "disable",
             argv=["pyinit", "-c", "/cfg/services.yaml"],
         )  # fmt: skip
-        run.out.expect("web: healthy", timeout=60)
+        run.seen("web: healthy", timeout=60)
         healthy = podman("healthcheck", "run", run.name, check=False)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         assert run.exec("touch", "/tmp/sick").returncode == 0
-        run.out.expect("web: unhealthy", timeout=30)
+        run.seen("web: unhealthy", timeout=30)
         # podman's verdict follows at its next run; no event to wait on but its answer.
         deadline = time.monotonic() + 30
         while (sick := podman("healthcheck", "run", run.name, check=False)).returncode == 0:

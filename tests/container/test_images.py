@@ -120,7 +120,7 @@ def test_documented_dockerfile(
         assert code == 3, f"{where}: {out}"
         return
     run = containers.run(image=tag)
-    run.out.expect(r"worker.*poll \d+: 200", timeout=60)
+    run.seen(r"worker.*poll \d+: 200", timeout=60)
     if "HEALTHCHECK" in block:
         health = podman("healthcheck", "run", run.name, check=False)
         assert health.returncode == 0, f"{where}: {health.stdout}{health.stderr}"
@@ -149,13 +149,17 @@ def test_readme_install_and_quick_start(containers: Containers) -> None:
         "mkdir /tmp/src && tar -C /src --exclude=./.venv --exclude=./.git -cf - . "
         "| tar -C /tmp/src -xf - && cd /tmp/src",
         *install,
-        wrapper,
+        # Its trace is not asserted whole: when the forwarded USR1 arrives after the
+        # `sleep 0.3` started (a slow host), that sleep dies of it and sh exits 138.
+        f"( {wrapper} ) || echo wrapper-status=$?",
         f"timeout -s INT 20 sh -c {json.dumps(supervisor)}",
         "echo all-done",
     ])  # fmt: skip
     run = containers.run("-v", f"{ROOT}:/src:ro", image=PYTHON_IMAGE, argv=["sh", "-c", script])
     code, out = run.finish(timeout=120)
     assert code == 0, out
-    assert "app: got USR1" in out and "exiting with status 0" in out, out
+    assert "app: got USR1" in out, out
+    assert re.search(r"SIGUSR1 received; forwarded to process group \d+", out), out
+    assert re.search(r"reaped orphan pid \d+ \(killed by SIGUSR1\)", out), out
     assert re.search(r"poll \d+: 200 'hello from pyinit'", out), out
     assert "all-done" in out

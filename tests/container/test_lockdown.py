@@ -14,7 +14,7 @@ LOCKED = ["--read-only", "--tmpfs", "/tmp", "--user", "1000870000:0", "--cap-dro
 
 def test_supervisor_example_locked_down(containers: Containers) -> None:
     run = containers.run(*LOCKED, argv=["pyinit", "-c", "/etc/pyinit/services.example.yaml"])
-    run.out.expect(r"worker.*poll \d+: 200 'hello from pyinit'", timeout=60)
+    run.seen(r"worker.*poll \d+: 200 'hello from pyinit'", timeout=60)
     ids = run.exec("sh", "-c", "id -u; id -g; touch /x 2>/dev/null || echo read-only")
     assert ids.stdout.split() == ["1000870000", "0", "read-only"], ids.stdout + ids.stderr
     status = run.exec("pyinit", "status")

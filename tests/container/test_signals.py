@@ -22,14 +22,14 @@ def test_hup_reloads_changed_file(containers: Containers) -> None:
         config = work / "services.yaml"
         config.write_text("services:\n  first:\n    command: [sleep, '3600']\n")
         run = containers.run("-v", f"{work}:/cfg:ro", argv=["pyinit", "-c", "/cfg/services.yaml"])
-        run.out.expect("first: started", timeout=60)
+        run.seen("first: started", timeout=60)
         config.write_text(
             "services:\n"
             "  first:\n    command: [sleep, '3600']\n"
             "  second:\n    command: [sh, -c, 'echo second: hello; exec sleep 3600']\n"
         )
         podman("kill", "--signal", "HUP", run.name)
-        run.out.expect("second: hello", timeout=30)
+        run.seen("second: hello", timeout=30)
         status = run.exec("pyinit", "status")
         assert "second" in status.stdout and "first" in status.stdout, status.stdout
         run.stop(grace=20)
@@ -44,9 +44,9 @@ def test_usr1_reaches_main_command(containers: Containers) -> None:
             "-v", f"{work}:/cfg:ro",
             argv=["pyinit", "-c", "/cfg/services.yaml", "--", "python3", "-c", MAIN],
         )  # fmt: skip
-        run.out.expect("main: ready", timeout=60)
+        run.seen("main: ready", timeout=60)
         podman("kill", "--signal", "USR1", run.name)
-        run.out.expect("main: got USR1", timeout=30)
+        run.seen("main: got USR1", timeout=30)
         took = run.stop(grace=20)
         code, out = run.finish()
     assert code == 0, out  # stopped on request, died of the TERM sent: 0

@@ -20,7 +20,7 @@ APP = (
 def test_wrapper_app_handles_sigterm(containers: Containers, report_stop: list[str]) -> None:
     """The app's own exit code (42) is the container's, and stop is prompt."""
     run = containers.run(argv=["pyinit", "--", "python3", "-c", APP])
-    run.out.expect("app: ready", timeout=60)
+    run.seen("app: ready", timeout=60)
     took = run.stop(grace=30)
     status, out = run.finish()
     assert status == 42, out
@@ -33,7 +33,7 @@ def test_supervisor_example(containers: Containers, report_stop: list[str]) -> N
     """services.example.yaml: everything runs, then stop exits 0 well under the
     grace period (the worker stops on SIGINT, the web server on SIGTERM)."""
     run = containers.run(argv=["pyinit", "-c", "/etc/pyinit/services.example.yaml"])
-    run.out.expect(r"worker.*poll \d+: 200 'hello from pyinit'", timeout=60)
+    run.seen(r"worker.*poll \d+: 200 'hello from pyinit'", timeout=60)
     status = run.exec("pyinit", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "web" in status.stdout and "running" in status.stdout, status.stdout
@@ -59,8 +59,8 @@ def test_service_ignoring_sigterm(containers: Containers, report_stop: list[str]
             "    command: [sleep, '3600']\n"
         )
         run = containers.run("-v", f"{work}:/cfg:ro", argv=["pyinit", "-c", "/cfg/services.yaml"])
-        run.out.expect("stubborn: up", timeout=60)
-        run.out.expect("polite: started", timeout=60)
+        run.seen("stubborn: up", timeout=60)
+        run.seen("polite: started", timeout=60)
         took = run.stop(grace=20)
         code, out = run.finish()
     assert 1.9 < took < 15, f"podman stop took {took:.2f}s ({out})"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.deadlines import LineReader, pump_to_eof
+from tests.helpers.deadlines import LineReader, pump_to_eof, wait_line
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/pyinit-base"
@@ -150,6 +150,18 @@ class Container:
         self.popen = popen
         assert popen.stdout is not None
         self.out = LineReader(popen.stdout.fileno(), f"{name} output")
+
+    def seen(self, pattern: str, count: int = 1, timeout: float = CALL_TIMEOUT) -> str:
+        """Wait until ``count`` output lines matched ``pattern`` (re.search), in any
+        order with other lines: the container's stdout and stderr (pyinit's log) reach
+        podman by two pipes, so lines of the two may come out of order. The last
+        matching line."""
+        deadline = time.monotonic() + timeout
+        index = -1
+        for _ in range(count):
+            left = max(0.001, deadline - time.monotonic())
+            index = wait_line(self.out, pattern, left, start=index + 1)
+        return self.out.lines[index]
 
     def wait_running(self, timeout: float = CALL_TIMEOUT) -> None:
         """Until podman reports the container running (an event podman has no
