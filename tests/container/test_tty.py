@@ -61,15 +61,20 @@ def pane(containers: Containers) -> Iterator[tuple[Pane, str]]:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, timeout=10)
 
 
-def wait_process(name: str, comm: str, state: str = "") -> None:
-    """Until `ps` in the container shows ``comm`` (in a state starting with ``state``)."""
+FOREGROUND = r"[SR]\S*\+"  # running or sleeping, in the terminal's foreground group
+
+
+def wait_process(name: str, comm: str, state: str = FOREGROUND) -> None:
+    """Until `ps` in the container shows ``comm`` with a STAT matching ``state``. Keys
+    typed before a job owns the terminal can be lost or read by the shell, so the
+    test types only once `ps` shows the job in the foreground."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         ps = podman("exec", name, "ps", "-eo", "stat=,comm=", check=False).stdout
-        if any(f.split()[1:] == [comm] and f.startswith(state) for f in ps.splitlines()):
+        if any(f.split()[1:] == [comm] and re.match(state, f) for f in ps.splitlines()):
             return
         time.sleep(0.1)
-    pytest.fail(f"no {comm} ({state or 'any state'}) in the container: {ps}")
+    pytest.fail(f"no {comm} (STAT {state}) in the container: {ps}")
 
 
 def test_interactive_shell(pane: tuple[Pane, str]) -> None:
@@ -89,6 +94,7 @@ def test_interactive_shell(pane: tuple[Pane, str]) -> None:
     term.wait(r"Stopped\s+cat")
     wait_process(name, "cat", state="T")
     term.keys("fg", "Enter")
+    wait_process(name, "cat")
     term.keys("resumed-ok", "Enter")
     term.wait(r"^resumed-ok$", count=2)  # the terminal's echo, then cat's copy
     term.keys("C-d")
