@@ -20,6 +20,7 @@ import pytest
 from tests.helpers import promtext
 from tests.helpers.cli import Proc, Runner, run_raw
 from tests.helpers.commands import argv, sh
+from tests.helpers.deadlines import DEFAULT_TIMEOUT
 from tests.helpers.net import get
 from tests.helpers.supervisor import start, write_config
 
@@ -35,7 +36,7 @@ def free_port() -> int:
 
 def raw_request(port: int, data: bytes) -> bytes:
     """Send ``data`` on a plain socket and read the answer to EOF."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as s:
         s.sendall(data)
         chunks = []
         while chunk := s.recv(65536):
@@ -174,7 +175,8 @@ def test_connection_flood_cannot_lock_out_a_probe(cli: Runner, tmp_path: Path) -
     config = write_config(tmp_path, f"services:\n  web:\n    command: {argv('sleep', '1000')}\n")
     proc = start(cli, config, "--http", f"127.0.0.1:{port}")
     serving(proc, port)
-    idle = [socket.create_connection(("127.0.0.1", port), timeout=3) for _ in range(70)]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
+            for _ in range(70)]
     try:
         began = time.monotonic()
         assert get(port, "/healthz")[0] == 200

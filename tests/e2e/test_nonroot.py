@@ -14,7 +14,9 @@ traverse. Rather than copy the package and a Python, the shell bind-mounts a
 stand-in directory (mode 0755) over every such directory on the way to the
 interpreter, the package and the console script, with only the needed entry
 (``.pyenv``) bind-mounted inside it: the uid runs exactly the installed code,
-and nothing outside this mount namespace changes.
+and nothing outside this mount namespace changes. The tmpfs on /tmp would hide a
+venv or interpreter living under /tmp: the shell binds those entries of the old /tmp
+back into the new one, so the tests do not depend on where the venv is.
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ def _blocked_ancestors(paths: Sequence[str]) -> dict[Path, set[str]]:
     return blocked
 
 
+def _under_tmp(paths: Sequence[str]) -> list[str]:
+    """The entries of /tmp that ``paths`` (or, for symlinks, their targets) live in."""
+    names = set()
+    for raw in paths:
+        for path in (os.path.abspath(raw), os.path.realpath(raw)):
+            parts = Path(path).parts
+            if len(parts) > 2 and parts[:2] == ("/", "tmp"):
+                names.add(parts[2])
+    return sorted(names)
+
+
 def _needed_paths() -> list[str]:
     import pyinit
 
@@ -102,9 +115,27 @@ def container_argv(
         lines.append(f"mount --rbind {shlex.quote(str(standin))} {shlex.quote(str(directory))}")
     lines.append(f"mount --bind {shlex.quote(str(work))} {VOLUME}")
     if tmpfs:
+        # The tmpfs hides what lives under /tmp, the venv or the interpreter included
+        # in some set-ups: reach the old /tmp through a bind mount kept aside, then
+        # bind each needed top-level entry back into the new /tmp.
+        under_tmp = _under_tmp(_needed_paths())
+        aside = f"{VOLUME}/.old-tmp"
+        if under_tmp:
+            (work / ".old-tmp").mkdir(exist_ok=True)
+            lines.append(f"mount --rbind /tmp {aside}")
         lines.append("mount -t tmpfs -o mode=1777 tmpfs /tmp")
+        for name in under_tmp:
+            quoted = shlex.quote(name)
+            lines.append(
+                f"if [ -d {aside}/{quoted} ]; then mkdir /tmp/{quoted}; "
+                f"else touch /tmp/{quoted}; fi"
+            )
+            lines.append(f"mount --rbind {aside}/{quoted} /tmp/{quoted}")
+        if under_tmp:
+            lines.append(f"umount -l {aside}")
     else:
-        lines.append("mount -o remount,bind,ro /tmp 2>/dev/null || mount --bind -o ro / /tmp")
+        # A read-only view of /tmp itself (what lives there, a venv maybe, stays).
+        lines.append("mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp")
     lines.append("mount -o remount,bind,ro /")
     if setup:
         lines.append(setup)

@@ -79,7 +79,8 @@ def test_environment_values_are_never_printed(cli: Runner, tmp_path: Path) -> No
     seen["status --json"] = pyinit(tmp_path, "status", "--json")
     assert '"web"' in seen["status --json"]
     seen["status.json"] = (tmp_path / "rt" / "status.json").read_text()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as response:
+    url = f"http://127.0.0.1:{port}/status"
+    with urllib.request.urlopen(url, timeout=DEFAULT_TIMEOUT) as response:
         seen["/status"] = response.read().decode()
     assert '"broken"' in seen["/status"]
 

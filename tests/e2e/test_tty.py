@@ -102,9 +102,9 @@ def test_interactive_shell(cli: Runner, terminal: tuple[int, int], face: str, tt
     sleeper = wait_until(lambda: _find(proc, "sleep"), "the shell's sleep to start")
     os.write(master, b"\x03")  # ^C: SIGINT to the terminal's foreground job
     # ^C also flushes typed-ahead input, so type on only once it took effect.
-    wait_until(lambda: proc_state(sleeper) in (None, "Z"), "^C to end the sleep", 5)
+    wait_until(lambda: proc_state(sleeper) in (None, "Z"), "^C to end the sleep")
     run("echo $((2+3))")
-    screen.expect(r"^5$", timeout=5)
+    screen.expect(r"^5$")
     run("exit 3")
     assert proc.wait() == 3
     transcript = screen.read_to_eof()

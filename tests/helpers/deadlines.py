@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-DEFAULT_TIMEOUT = 10.0
+# Every wait is for an event, so the deadline only bounds how long a failure takes
+# to show. 30 s, not 10: under a load average of ~30 on two cores a single step (a
+# Python start-up with PyYAML and psutil, a shutdown) was seen to take over 10 s.
+DEFAULT_TIMEOUT = 30.0
 
 
 class LineReader:

@@ -139,7 +139,7 @@ def zombies(proc: Proc) -> list[tuple[int, str, str]]:
     return [p for p in tree(proc) if p[1] == "Z"]
 
 
-def assert_no_zombies(proc: Proc, timeout: float = 5.0) -> None:
+def assert_no_zombies(proc: Proc, timeout: float = DEFAULT_TIMEOUT) -> None:
     """No zombie in the namespace (one that exited just now gets ``timeout`` to be
     reaped: there is no event for "reaped" to wait on)."""
     wait_until(lambda: not zombies(proc), "no zombie in the namespace", timeout)
