@@ -10,11 +10,12 @@ import asyncio
 import time
 from typing import Any, Protocol
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Log, Static
+from textual.widgets import DataTable, Footer, Label, Log, Static
 
 from pyinit.top.model import COLUMNS, TopModel
 
@@ -52,26 +53,37 @@ class Confirm(ModalScreen[bool]):
 
 
 class AskSignal(ModalScreen[str | None]):
-    """Which signal to send: a name (HUP, SIGUSR1) or a number."""
+    """Which signal to send: a name (HUP, SIGUSR1) or a number, typed then Enter.
+    Keys are taken by on_key, as the filter's are (no focus to wait for)."""
 
-    BINDINGS = [("escape", "cancel", "cancel")]
     DEFAULT_CSS = """
     AskSignal { align: center middle; }
-    AskSignal > Input { width: 50; border: round $accent; }
+    AskSignal > Label { border: round $accent; padding: 1 2; width: auto; }
     """
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.service = name
+        self.typed = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=f"signal for {self.service} (HUP, USR1, TERM, 9...)")
+        yield Label(self._prompt())
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+    def _prompt(self) -> str:
+        return f"Signal to send to {self.service} (HUP, USR1, 9...): {self.typed}\u2588"
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def on_key(self, event: events.Key) -> None:
+        event.stop()
+        event.prevent_default()
+        if event.key == "escape":
+            self.dismiss(None)
+        elif event.key == "enter":
+            self.dismiss(self.typed.strip() or None)
+        elif event.key == "backspace":
+            self.typed = self.typed[:-1]
+        elif event.is_printable and event.character is not None:
+            self.typed += event.character
+        self.query_one(Label).update(self._prompt())
 
 
 class TopApp(App[int]):
@@ -82,8 +94,7 @@ class TopApp(App[int]):
     #summary { height: 1; padding: 0 1; }
     #services { height: 1fr; min-height: 4; }
     #log { height: 1fr; border-top: solid $secondary; }
-    #filter { display: none; }
-    #filter.shown { display: block; }
+    #filter { height: 1; padding: 0 1; }
     """
     BINDINGS = [
         Binding("q", "quit", "quit"),
@@ -102,6 +113,7 @@ class TopApp(App[int]):
         self._refreshing = False
         self._drawing = False
         self._status: dict[str, Any] = {}
+        self._filtering = False  # keys go to the filter (after `/`, until Enter or Esc)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -109,7 +121,7 @@ class TopApp(App[int]):
             table: DataTable[str] = DataTable(id="services", cursor_type="row", zebra_stripes=False)
             yield table
             yield Log(id="log", max_lines=2000)
-            yield Input(placeholder="filter by name (Enter: keep, Esc: clear)", id="filter")
+            yield Static("/ to filter by name", id="filter")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -208,30 +220,35 @@ class TopApp(App[int]):
             await self._refresh_log()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("shown")
-        box.value = self.model.filter
-        box.focus()
+        # Typed into by on_key rather than an Input widget: focus moves later than
+        # keys arrive, so `/web` typed fast would lose letters to the table's keys.
+        self._filtering = True
+        self._show_filter()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.model.set_filter(event.value)
-            self._redraw()
+    def on_key(self, event: events.Key) -> None:
+        if not self._filtering:
+            return
+        event.stop()
+        event.prevent_default()
+        if event.key in ("enter", "escape"):
+            self._filtering = False
+            if event.key == "escape":
+                self.model.set_filter("")
+        elif event.key == "backspace":
+            self.model.set_filter(self.model.filter[:-1])
+        elif event.is_printable and event.character is not None:
+            self.model.set_filter(self.model.filter + event.character)
+        self._show_filter()
+        self._redraw()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self._close_filter()
-
-    def on_key(self, event: Any) -> None:
-        box = self.query_one("#filter", Input)
-        if event.key == "escape" and box.has_focus:
-            box.value = ""
-            self._close_filter()
-
-    def _close_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("shown")
-        self.query_one("#services", DataTable).focus()
+    def _show_filter(self) -> None:
+        if self._filtering:
+            text = f"/{self.model.filter}\u2588  (Enter: keep, Esc: clear)"
+        elif self.model.filter:
+            text = f"filter: {self.model.filter}  (/ to change)"
+        else:
+            text = "/ to filter by name"
+        self.query_one("#filter", Static).update(text)
 
     def _redraw(self) -> None:
         self._draw_table(self._status)
