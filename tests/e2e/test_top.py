@@ -32,7 +32,8 @@ services:
 @contextlib.contextmanager
 def top(env: dict[str, str], **extra: str) -> Iterator[Pane]:
     runtime = {"PYINIT_RUNTIME_DIR": env["PYINIT_RUNTIME_DIR"], "TERM": "xterm", **extra}
-    pane = Pane.start([*PYINIT, "top"], runtime)
+    socket_path = Path(env["PYINIT_RUNTIME_DIR"]).parent / "tmux.sock"
+    pane = Pane.start(socket_path, [*PYINIT, "top"], runtime)
     try:
         yield pane
     finally:

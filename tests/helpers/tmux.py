@@ -12,8 +12,8 @@ import shlex
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -26,13 +26,19 @@ class Pane:
 
     @classmethod
     def start(
-        cls, argv: Sequence[str], env: Mapping[str, str], width: int = 80, height: int = 24
+        cls,
+        socket: Path,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        width: int = 80,
+        height: int = 24,
     ) -> Pane:
-        """Run ``argv`` in a new session; when it ends the pane says ``EXIT=<code>``
-        and stays, so a test can read how it ended."""
+        """Run ``argv`` in a new session of a tmux server of its own, listening on
+        ``socket``; when it ends the pane says ``EXIT=<code>`` and stays, so a test
+        can read how it ended."""
         if shutil.which("tmux") is None:
             pytest.fail("tmux is not installed (apt-get install tmux; .ci/run does)")
-        pane = cls(f"pyinit-test-{uuid.uuid4().hex[:12]}")
+        pane = cls(str(socket))
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command = f"env {exports} {shlex.join(argv)}; echo EXIT=$?; exec sleep 600"
         pane.tmux(
@@ -43,7 +49,7 @@ class Pane:
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
-            ["tmux", "-L", self.socket, *args],
+            ["tmux", "-S", self.socket, *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -73,5 +79,5 @@ class Pane:
 
     def close(self) -> None:
         subprocess.run(
-            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10, check=False
+            ["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10, check=False
         )
