@@ -24,7 +24,7 @@ first), k signal, / filter, q quit. Needs a terminal and the optional extra:
 pip install 'pyinit[tui]'. Honours NO_COLOR.
 """
 INSTALL_HINT = "pyinit top needs Textual: pip install 'pyinit[tui]'"
-NO_TTY = "pyinit top: needs a terminal; use `pyinit status` (or `pyinit status --json`)"
+NO_TTY = "pyinit top: needs a terminal; use 'pyinit status' (or 'pyinit status --json')"
 
 
 def parse_interval(args: list[str]) -> float:
