@@ -8,6 +8,7 @@ missing extra or a missing terminal costs one line, not a traceback.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import Any
 
@@ -116,5 +117,10 @@ def top_main(args: list[str]) -> int:
     except TransportError as exc:
         sys.stderr.write(f"pyinit top: {exc}\n")
         return 1
+    # Textual sizes the screen with shutil.get_terminal_size(), which prefers
+    # $COLUMNS/$LINES when set (exported by some shells and tools): the screen
+    # would then never follow a resize of the terminal.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
     result = TopApp(transport, interval).run()
     return result or 0

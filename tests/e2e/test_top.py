@@ -49,13 +49,18 @@ def row(name: str, *cells: str) -> str:
 def test_top_end_to_end(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
     """The table shows each service; selecting a row follows its log; `r`
     restarts it (last exit 143, its start lines again), a SIGKILL sent with `k`
-    brings an automatic restart (RESTARTS 1); `x` asks before stopping; `q` quits."""
+    brings an automatic restart (RESTARTS 1); it redraws when the terminal grows;
+    `x` asks before stopping; `q` quits."""
     boot(cli, tmp_path, env, SERVICES, "web", "worker")
     with top(env) as pane:
         pane.wait_for(row("web", "running", "yes", "-", "0"))
         pane.wait_for(row("worker", "running", "yes", "-", "0"))
         screen = pane.wait_for(r"^web line two")
         assert "web says hello" in screen and "log: web" in screen
+
+        # a bigger terminal: it redraws to the new width
+        pane.tmux("resize-window", "-t", "0", "-x", "100", "-y", "30")
+        pane.wait_for(r"^\u2500log: web\u2500{90}")
 
         pane.keys("Down")
         screen = pane.wait_for(r"^worker started")
