@@ -16,7 +16,7 @@ from enum import Enum
 
 from pyinit.config import RestartPolicy, ServiceConfig, ServiceType
 from pyinit.durations import format_duration
-from pyinit.reaper import ExitStatus
+from pyinit.exitstatus import ExitStatus
 
 # However the backoff is configured, a crash loop never respawns faster than this.
 MIN_RESTART_DELAY = 0.1

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from pyinit.exitstatus import SIGNAL_NUMBERS
+from pyinit.exitstatus import signal_name as signal_name
+
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:
     import signal
@@ -23,13 +26,8 @@ else:
 # Other wrapper-path modules import the module from here for the same reason.
 sigmod = signal
 
-_ALIASES = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL"})  # = ABRT, CHLD, IO
-_NUMBERS: dict[str, int] = {
-    name: int(value)
-    for name, value in vars(signal).items()
-    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
-}
-_NAMES: dict[int, str] = {num: name for name, num in _NUMBERS.items() if name not in _ALIASES}
+# Names and numbers live with the pure exit-status code, which needs them too.
+_NUMBERS = SIGNAL_NUMBERS
 
 # Faults the kernel raises synchronously for pyinit's own bugs: intercepting them
 # would turn a crash into a hang, so they keep their default action.
@@ -49,16 +47,6 @@ def catchable_signals() -> list[int]:
     """Every signal pyinit may install a handler for, in numeric order."""
     excluded = SYNCHRONOUS_FAULTS | UNCATCHABLE
     return sorted(int(s) for s in signal.valid_signals() if s not in excluded)
-
-
-def signal_name(signum: int) -> str:
-    """``SIGTERM`` for 15, ``SIGRTMIN+2`` for real-time signals."""
-    name = _NAMES.get(signum)
-    if name is not None:
-        return name
-    if signal.SIGRTMIN <= signum <= signal.SIGRTMAX:
-        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
-    return f"signal {signum}"
 
 
 def parse_signal(text: str, *, allow_zero: bool = False) -> int:
