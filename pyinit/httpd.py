@@ -22,11 +22,15 @@ import socket
 import time
 from collections.abc import Callable, Collection
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from pyinit.loop import EventLoop
 from pyinit.netserve import Connection, Server
 from pyinit.snapshot import ServiceState, Snapshot
 from pyinit.status import verdict
+
+if TYPE_CHECKING:
+    from pyinit.resources import SelfUsage
 
 MAX_REQUEST = 8192  # request line + headers
 DEADLINE = 5.0  # seconds a connection may live, from accept to the last byte written
@@ -225,11 +229,14 @@ def serve(
     snapshot: Callable[[], Snapshot],
     critical: Callable[[], Collection[str]],
     log: Log,
+    sampled: Callable[[], Snapshot] | None = None,
 ) -> HttpServer:
     """Listen on ``address`` (``[host]:port``) and serve the endpoints from the loop.
+    ``sampled``: the snapshot with CPU and memory, for /metrics and /status.
     Raises ValueError for a bad address, OSError when it cannot be bound."""
     host, port = parse_address(address)
-    server = HttpServer(loop, listen(host, port), Endpoints(snapshot, critical), log)
+    endpoints = Endpoints(snapshot, critical, sampled=sampled)
+    server = HttpServer(loop, listen(host, port), endpoints, log)
     bound_host, bound_port = server.address
     where = f"[{bound_host}]" if ":" in bound_host else bound_host
     log(f"serving HTTP on {where}:{bound_port} (/healthz /readyz /metrics /status)")
@@ -247,10 +254,12 @@ class Endpoints:
         snapshot: Callable[[], Snapshot],
         critical: Callable[[], Collection[str]],
         clock: Callable[[], float] = time.time,
+        sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.critical = critical
         self.clock = clock
+        self.sampled = sampled or snapshot
 
     def __call__(self, method: str, path: str) -> Response:
         routes: dict[str, Callable[[], Response]] = {
@@ -279,10 +288,13 @@ class Endpoints:
         return 200, TEXT, b"ok\n"
 
     def metrics(self) -> Response:
-        return 200, PROMETHEUS, render_metrics(self.snapshot(), self.clock()).encode()
+        from pyinit.resources import self_usage
+
+        text = render_metrics(self.sampled(), self.clock(), self_usage())
+        return 200, PROMETHEUS, text.encode()
 
     def status(self) -> Response:
-        text = json.dumps(self.snapshot().to_json(), indent=1, sort_keys=True)
+        text = json.dumps(self.sampled().to_json(), indent=1, sort_keys=True)
         return 200, JSON, (text + "\n").encode()
 
 
@@ -339,8 +351,9 @@ class _Family:
         return lines
 
 
-def render_metrics(snapshot: Snapshot, now: float) -> str:
-    """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time)."""
+def render_metrics(snapshot: Snapshot, now: float, me: SelfUsage | None = None) -> str:
+    """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time);
+    ``me``: pyinit's own process, for the standard ``process_*`` metrics."""
     up = _Family("pyinit_service_up", "gauge", "Whether the service's process is alive (1) or not.")
     ready = _Family("pyinit_service_ready", "gauge", "Whether the service is ready (1) or not.")
     healthy = _Family(
@@ -387,7 +400,47 @@ def render_metrics(snapshot: Snapshot, now: float) -> str:
     started = _Family("pyinit_start_time_seconds", "gauge", "Unix time pyinit started.")
     started.add({}, round(float(snapshot.started), 3))
     families = [up, ready, healthy, restarts, last_exit, start_time, state]
+    families += _usage_families(snapshot)
+    families += [orphans, forwarded, started, *_process_families(me)]
     lines: list[str] = []
-    for family in [*families, orphans, forwarded, started]:
+    for family in families:
         lines += family.render()
     return "\n".join(lines) + "\n"
+
+
+def _usage_families(snapshot: Snapshot) -> list[_Family]:
+    """What each service's processes use (a snapshot sampled for the scrape)."""
+    cpu = _Family(
+        "pyinit_service_cpu_seconds_total",
+        "counter",
+        "User and system CPU seconds of the service's processes.",
+    )
+    rss = _Family(
+        "pyinit_service_memory_rss_bytes",
+        "gauge",
+        "Resident memory of the service's processes, summed.",
+    )
+    count = _Family("pyinit_service_processes", "gauge", "Processes the service has.")
+    for name, svc in snapshot.services.items():
+        labels = {"service": name}
+        if svc.cpu_seconds is not None:
+            cpu.add(labels, svc.cpu_seconds)
+        if svc.processes is not None:
+            rss.add(labels, svc.memory_rss_bytes or 0)
+            count.add(labels, svc.processes)
+    return [cpu, rss, count]
+
+
+def _process_families(me: SelfUsage | None) -> list[_Family]:
+    """The standard process metrics (as Prometheus client libraries name them)."""
+    if me is None:
+        return []
+    cpu = _Family("process_cpu_seconds_total", "counter", "User and system CPU time of pyinit.")
+    cpu.add({}, me.cpu_seconds)
+    rss = _Family("process_resident_memory_bytes", "gauge", "Resident memory of pyinit.")
+    rss.add({}, me.rss_bytes)
+    fds = _Family("process_open_fds", "gauge", "Open file descriptors of pyinit.")
+    fds.add({}, me.open_fds)
+    start = _Family("process_start_time_seconds", "gauge", "Unix time pyinit started.")
+    start.add({}, me.start_time)
+    return [cpu, rss, fds, start]

@@ -15,6 +15,7 @@ from typing import Any
 from pyinit.errors import UsageError
 
 DEFAULT_INTERVAL = 1.0
+TIMEOUT = 10.0  # for one answer; the screen stays responsive meanwhile (a worker thread)
 USAGE = """\
 Usage: pyinit top [--interval DURATION]
 
@@ -60,16 +61,16 @@ class SocketTransport:
     """Requests over the control socket, as the other client commands send them."""
 
     def __init__(self) -> None:
-        from pyinit.client import socket_path
+        from pyinit.protocol import client_socket_path
 
-        self.path = socket_path()
+        self.path = client_socket_path()
 
     def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        from pyinit.client import Unreachable, send
+        from pyinit.protocol import Unreachable, send
         from pyinit.top.app import TransportError
 
         try:
-            answer = send(request)
+            answer = send(request, TIMEOUT)
         except Unreachable as exc:
             raise TransportError(str(exc)) from None
         error = str(answer.get("error", ""))
@@ -81,12 +82,12 @@ class SocketTransport:
         return answer
 
     def logs(self, name: str, lines: int) -> list[str]:
-        from pyinit.client import Unreachable, send
+        from pyinit.protocol import Unreachable, send
         from pyinit.top.app import TransportError
 
         body = io.BytesIO()
         try:
-            answer = send({"cmd": "logs", "service": name, "lines": lines}, body=body)
+            answer = send({"cmd": "logs", "service": name, "lines": lines}, TIMEOUT, body)
         except Unreachable as exc:
             raise TransportError(str(exc)) from None
         if not answer.get("ok"):

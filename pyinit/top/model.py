@@ -10,39 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyinit.client import format_bytes, format_percent, format_uptime
+
 COLUMNS = ("NAME", "STATE", "READY", "HEALTH", "RESTARTS", "UPTIME", "CPU%", "MEM", "LAST EXIT")
 MAX_LOG_LINES = 500
-
-
-def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
-def format_bytes(size: int | None) -> str:
-    """Binary units as ps and top print them: 512K, 52.4M, 1.5G."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            if unit == "B":
-                return f"{int(value)}B"
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 @dataclass(frozen=True)

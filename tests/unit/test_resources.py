@@ -163,3 +163,33 @@ def test_self_usage() -> None:
     import time
 
     assert abs(me.start_time - time.time()) < 3600  # the test process started recently
+
+
+def test_start_up_imports_no_sampler_psutil_or_textual() -> None:
+    """Sampling is on the request path only: neither the wrapper, the supervisor nor
+    its servers load the sampler, psutil or Textual when they start."""
+    heavy = ("psutil", "textual", "pyinit.resources", "pyinit.top")
+    code = (
+        "import sys; import pyinit.cli, pyinit.wrapper, pyinit.supervisor, pyinit.control,"
+        f" pyinit.httpd; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_figures_are_in_a_sampled_snapshot_only() -> None:
+    """The status file (an unsampled snapshot) keeps its keys; a sampled one adds the
+    four figures, and they come back from JSON."""
+    from pyinit.snapshot import ServiceSnapshot, ServiceState
+
+    plain = ServiceSnapshot("longrun", ServiceState.RUNNING, pid=7)
+    assert "processes" not in plain.to_json() and "cpu_seconds" not in plain.to_json()
+    sampled = ServiceSnapshot(
+        "longrun", ServiceState.RUNNING, pid=7, cpu_seconds=1.5, cpu_percent=None,
+        memory_rss_bytes=4096, processes=2,
+    )  # fmt: skip
+    doc = sampled.to_json()
+    assert {k: doc[k] for k in ("cpu_seconds", "cpu_percent", "memory_rss_bytes", "processes")} == {
+        "cpu_seconds": 1.5, "cpu_percent": None, "memory_rss_bytes": 4096, "processes": 2,
+    }  # fmt: skip
+    assert ServiceSnapshot.from_json(doc) == sampled

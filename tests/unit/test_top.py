@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from pyinit.client import format_bytes
 from pyinit.errors import UsageError
 from pyinit.top import parse_interval
 from pyinit.top.app import TopApp, TransportError
-from pyinit.top.model import TopModel, format_bytes
+from pyinit.top.model import TopModel
 
 
 def svc(state: str = "running", **extra: Any) -> dict[str, Any]:
