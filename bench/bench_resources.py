@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -97,9 +98,9 @@ def run_pyinit(args: argparse.Namespace, work: Path) -> dict[str, object]:
     env = {**os.environ, "PYINIT_RUNTIME_DIR": str(work / "run")}
     cmd = [*UNSHARE, PYINIT, "-c", str(config), "--http", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text(), "init")
+    init = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
     try:
-        wait_for(lambda: Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text(), "init")
-        init = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
         want = args.services * 5
 
         def counted() -> bool:
@@ -134,7 +135,7 @@ def run_pyinit(args: argparse.Namespace, work: Path) -> dict[str, object]:
             "idle_switches": idle,
         }
     finally:
-        proc.terminate()
+        os.kill(init, signal.SIGTERM)  # pyinit, not unshare, which would only die
         proc.wait(DEADLINE)
 
 
