@@ -81,7 +81,7 @@ class TopModel:
             str(svc.get("restarts", 0)),
             format_uptime(svc.get("uptime")),
             format_percent(self.cpu_percent(name)),
-            format_bytes(rss if isinstance(rss, int) else None),
+            format_bytes(rss if isinstance(rss, int) and svc.get("processes") else None),
             str(last) if last is not None else "-",
         )
 

@@ -38,7 +38,7 @@ def test_rows_filter_and_selection() -> None:
 
 def test_cpu_percent_from_successive_answers_and_memory_column() -> None:
     model = TopModel()
-    first = svc(cpu_seconds=10.0, cpu_percent=3.0, memory_rss_bytes=52 * 1024 * 1024)
+    first = svc(cpu_seconds=10.0, cpu_percent=3.0, memory_rss_bytes=52 * 1024 * 1024, processes=2)
     model.update({"services": {"web": first}}, 100.0)
     assert model.cpu_percent("web") == 3.0  # pyinit's own figure on the first look
     model.update({"services": {"web": svc(cpu_seconds=10.5)}}, 102.0)
@@ -48,6 +48,9 @@ def test_cpu_percent_from_successive_answers_and_memory_column() -> None:
     model.update({"services": {"web": first}}, 103.0)  # a new run: the counter fell
     assert model.rows()[0].cells[6:8] == ("3.0", "52.0M")
     model.update({"services": {"web": svc()}}, 104.0)  # an older pyinit: no figures
+    assert model.rows()[0].cells[6:8] == ("-", "-")
+    down = svc("backoff", cpu_seconds=None, memory_rss_bytes=0, processes=0)
+    model.update({"services": {"web": down}}, 105.0)  # no process: nothing to show
     assert model.rows()[0].cells[6:8] == ("-", "-")
 
 
