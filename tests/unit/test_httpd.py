@@ -11,14 +11,12 @@ import pytest
 from pyinit.httpd import (
     BadRequest,
     Endpoints,
-    escape_label,
-    format_value,
     liveness,
     parse_address,
     parse_request,
-    render_metrics,
     render_response,
 )
+from pyinit.metrics import escape_label, format_value, render_metrics
 from pyinit.resources import SelfUsage
 from pyinit.snapshot import ServiceState, Snapshot
 from tests.helpers import promtext
