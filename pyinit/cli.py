@@ -32,6 +32,7 @@ Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit reload                    re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
        pyinit logs NAME [-n N]          (pyinit status --help: more on these)
+       pyinit top [--interval DURATION] a live view of the services (pyinit[tui])
        pyinit rehearse [OPTIONS] -- COMMAND   rehearse a `docker stop` of COMMAND
 
 Run COMMAND as PID 1: reap every zombie, forward signals to COMMAND's process
@@ -251,7 +252,7 @@ def supervisor_main(
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).
 CLIENT_COMMANDS = tuple("status start stop restart signal reload wait logs health".split())
-SUBCOMMANDS = ("check", "rehearse", *CLIENT_COMMANDS)
+SUBCOMMANDS = ("check", "rehearse", "top", *CLIENT_COMMANDS)
 
 
 def _duration(text: str, flag: str) -> float:
@@ -288,6 +289,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
             from pyinit.check import check_main
 
             code = check_main(args[1:])
+        elif args and args[0] == "top":
+            from pyinit.top import top_main
+
+            code = top_main(args[1:])
         elif args and args[0] == "rehearse":
             from pyinit.rehearse import rehearse_main
 

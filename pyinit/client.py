@@ -26,7 +26,7 @@ RELOAD_TIMEOUT = 120.0 + CONNECT_TIMEOUT
 DEFAULT_WAIT = 60.0
 
 USAGE = """\
-Usage: pyinit status [--json]              the services: state, pid, uptime, restarts, ...
+Usage: pyinit status [--json]              the services: state, pid, uptime, CPU%, MEM, ...
        pyinit start|stop|restart NAME...    (stop and restart include dependants)
        pyinit signal SIG NAME...            send SIG to each service's process group
        pyinit reload                        re-read the config file and apply it
@@ -199,7 +199,27 @@ def format_uptime(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
-STATUS_COLUMNS = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH", "LAST EXIT")
+def format_bytes(size: int | None) -> str:
+    """Binary units as ps and top print them: 512K, 52.4M, 1.5G."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "K", "M"):
+        if value < 1024:
+            if unit == "B":
+                return f"{int(value)}B"
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G" if value < 100 else f"{value:.0f}G"
+
+
+def format_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+STATUS_COLUMNS = (
+    "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH", "CPU%", "MEM", "LAST EXIT",
+)  # fmt: skip
 
 
 def format_status(snapshot: Snapshot) -> str:
@@ -215,6 +235,8 @@ def format_status(snapshot: Snapshot) -> str:
                 str(svc.restarts),
                 "yes" if svc.ready else "no",
                 svc.health or "-",
+                format_percent(svc.cpu_percent),
+                format_bytes(svc.memory_rss_bytes if svc.processes else None),
                 str(svc.last_exit) if svc.last_exit is not None else "-",
             ]
         )

@@ -66,6 +66,8 @@ class Operator(Protocol):
 
     def snapshot(self) -> Snapshot: ...
 
+    def sampled_snapshot(self) -> Snapshot: ...
+
     def start_services(self, names: list[str]) -> tuple[list[str], list[str]]: ...
 
     def stop_services(self, names: list[str]) -> tuple[list[str], list[str]]: ...
@@ -312,7 +314,7 @@ class ControlServer(Server[_Client]):
 
     # -- requests (None: answered later) ----------------------------------------------
     def _status(self, conn: _Client, req: Request) -> Answer:
-        return {"ok": True, "status": self.op.snapshot().to_json()}
+        return {"ok": True, "status": self.op.sampled_snapshot().to_json()}
 
     def _health(self, conn: _Client, req: Request) -> Answer:
         snapshot = self.op.snapshot()

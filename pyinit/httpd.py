@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import socket
 import time
 from collections.abc import Callable, Collection
@@ -25,6 +24,7 @@ from http import HTTPStatus
 
 from pyinit.addresses import parse_address
 from pyinit.loop import EventLoop
+from pyinit.metrics import render_metrics
 from pyinit.netserve import Connection, Server
 from pyinit.snapshot import ServiceState, Snapshot
 from pyinit.status import verdict
@@ -194,11 +194,14 @@ def serve(
     snapshot: Callable[[], Snapshot],
     critical: Callable[[], Collection[str]],
     log: Log,
+    sampled: Callable[[], Snapshot] | None = None,
 ) -> HttpServer:
     """Listen on ``address`` (``[host]:port``) and serve the endpoints from the loop.
+    ``sampled``: the snapshot with CPU and memory, for /metrics and /status.
     Raises ValueError for a bad address, OSError when it cannot be bound."""
     host, port = parse_address(address)
-    server = HttpServer(loop, listen(host, port), Endpoints(snapshot, critical), log)
+    endpoints = Endpoints(snapshot, critical, sampled=sampled)
+    server = HttpServer(loop, listen(host, port), endpoints, log)
     bound_host, bound_port = server.address
     where = f"[{bound_host}]" if ":" in bound_host else bound_host
     log(f"serving HTTP on {where}:{bound_port} (/healthz /readyz /metrics /status)")
@@ -216,10 +219,12 @@ class Endpoints:
         snapshot: Callable[[], Snapshot],
         critical: Callable[[], Collection[str]],
         clock: Callable[[], float] = time.time,
+        sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.critical = critical
         self.clock = clock
+        self.sampled = sampled or snapshot
 
     def __call__(self, method: str, path: str) -> Response:
         routes: dict[str, Callable[[], Response]] = {
@@ -248,10 +253,13 @@ class Endpoints:
         return 200, TEXT, b"ok\n"
 
     def metrics(self) -> Response:
-        return 200, PROMETHEUS, render_metrics(self.snapshot(), self.clock()).encode()
+        from pyinit.resources import self_usage
+
+        text = render_metrics(self.sampled(), self.clock(), self_usage())
+        return 200, PROMETHEUS, text.encode()
 
     def status(self) -> Response:
-        text = json.dumps(self.snapshot().to_json(), indent=1, sort_keys=True)
+        text = json.dumps(self.sampled().to_json(), indent=1, sort_keys=True)
         return 200, JSON, (text + "\n").encode()
 
 
@@ -264,99 +272,3 @@ def liveness(snapshot: Snapshot, critical: Collection[str]) -> list[str]:
             reason = f" ({svc.reason})" if svc.reason else ""
             problems.append(f"critical service {name} failed{reason}")
     return problems
-
-
-# -- Prometheus text format 0.0.4 ------------------------------------------------------
-
-
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class _Family:
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.name = name
-        self.kind = kind
-        self.help = help_text
-        self.samples: list[tuple[dict[str, str], float]] = []
-
-    def add(self, labels: dict[str, str], value: float) -> None:
-        self.samples.append((labels, value))
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
-        for labels, value in self.samples:
-            text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-            series = f"{self.name}{{{text}}}" if text else self.name
-            lines.append(f"{series} {format_value(value)}")
-        return lines
-
-
-def render_metrics(snapshot: Snapshot, now: float) -> str:
-    """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time)."""
-    up = _Family("pyinit_service_up", "gauge", "Whether the service's process is alive (1) or not.")
-    ready = _Family("pyinit_service_ready", "gauge", "Whether the service is ready (1) or not.")
-    healthy = _Family(
-        "pyinit_service_healthy",
-        "gauge",
-        "Whether the service's healthcheck passes (1); 1 when it has no healthcheck.",
-    )
-    restarts = _Family(
-        "pyinit_service_restarts_total", "counter", "Automatic restarts of the service."
-    )
-    last_exit = _Family(
-        "pyinit_service_last_exit_code",
-        "gauge",
-        "Exit code of the service's last run (128+N when killed by signal N).",
-    )
-    start_time = _Family(
-        "pyinit_service_start_time_seconds",
-        "gauge",
-        "Unix time the service's current run started; absent when it is not running.",
-    )
-    state = _Family(
-        "pyinit_service_state", "gauge", "The service's current state (1) among all states (0)."
-    )
-    for name, svc in snapshot.services.items():
-        labels = {"service": name}
-        up.add(labels, 1 if svc.state.alive else 0)
-        ready.add(labels, 1 if svc.ready else 0)
-        healthy.add(labels, 1 if svc.health in (None, "healthy") else 0)
-        restarts.add(labels, svc.restarts)
-        if svc.last_exit is not None:
-            last_exit.add(labels, svc.last_exit)
-        if svc.uptime is not None:
-            start_time.add(labels, round(now - float(svc.uptime), 3))
-        for each in ServiceState:
-            state.add({"service": name, "state": each.value}, 1 if each is svc.state else 0)
-    orphans = _Family(
-        "pyinit_orphans_reaped_total", "counter", "Re-parented orphan processes pyinit reaped."
-    )
-    orphans.add({}, snapshot.orphans_reaped)
-    forwarded = _Family(
-        "pyinit_signals_forwarded_total", "counter", "Signals pyinit forwarded to services."
-    )
-    forwarded.add({}, snapshot.signals_forwarded)
-    started = _Family("pyinit_start_time_seconds", "gauge", "Unix time pyinit started.")
-    started.add({}, round(float(snapshot.started), 3))
-    families = [up, ready, healthy, restarts, last_exit, start_time, state]
-    lines: list[str] = []
-    for family in [*families, orphans, forwarded, started]:
-        lines += family.render()
-    return "\n".join(lines) + "\n"

@@ -92,6 +92,12 @@ class ServiceSnapshot:
     reason: str = ""
     status_text: str = ""  # the latest sd_notify STATUS=
     uptime: float | None = None  # seconds the current run has lasted; None when not alive
+    # What its processes use, sampled for the requests that show it (status answers,
+    # /metrics, /status), never for the status file: None when not sampled.
+    cpu_seconds: float | None = None  # None also when it has no process
+    cpu_percent: float | None = None
+    memory_rss_bytes: int | None = None
+    processes: int | None = None
 
     @property
     def oneshot(self) -> bool:
@@ -110,6 +116,17 @@ class ServiceSnapshot:
             "reason": self.reason,
             "status_text": self.status_text,
             "uptime": self.uptime,
+            **self._usage_json(),
+        }
+
+    def _usage_json(self) -> dict[str, Any]:
+        if self.processes is None:
+            return {}  # not sampled: the keys are left out (the status file)
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "cpu_percent": self.cpu_percent,
+            "memory_rss_bytes": self.memory_rss_bytes,
+            "processes": self.processes,
         }
 
     @classmethod
@@ -133,6 +150,10 @@ class ServiceSnapshot:
             reason=_field(obj, "reason", (str,), ""),
             status_text=_field(obj, "status_text", (str,), ""),
             uptime=_field(obj, "uptime", (float, int), None),
+            cpu_seconds=_field(obj, "cpu_seconds", (float, int), None),
+            cpu_percent=_field(obj, "cpu_percent", (float, int), None),
+            memory_rss_bytes=_field(obj, "memory_rss_bytes", (int,), None),
+            processes=_field(obj, "processes", (int,), None),
         )
 
 

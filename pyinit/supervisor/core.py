@@ -179,6 +179,7 @@ class Supervisor(OperatorRequests, StatusMixin):
                     self.snapshot,
                     lambda: [n for n, rt in self.services.items() if rt.cfg.critical],
                     self.log,
+                    sampled=self.sampled_snapshot,
                 )
             except (OSError, ValueError) as exc:
                 self.log(f"cannot serve HTTP on {self.http_address}: {exc}; nothing started")

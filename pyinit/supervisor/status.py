@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pyinit.config.model import ServiceConfig
     from pyinit.logs import LogRouter
     from pyinit.loop import EventLoop
+    from pyinit.resources import Sampler
     from pyinit.supervisor.runtime import ServiceRuntime
 
 
@@ -34,6 +35,7 @@ class StatusMixin:
     _runtime_dir: str | None
     _last_snapshot: str
     _status_pending: bool
+    _sampler: Sampler | None = None  # made on the first request that wants figures
 
     if TYPE_CHECKING:
 
@@ -128,3 +130,30 @@ class StatusMixin:
     def remove_change_hook(self, hook: Callable[[], None]) -> None:
         if hook in self.change_hooks:
             self.change_hooks.remove(hook)
+
+    def sampled_snapshot(self) -> Snapshot:
+        """snapshot() with each service's CPU and memory, sampled now: for the
+        requests that show them (status, /metrics, /status), never on a timer, so
+        an idle pyinit stays asleep."""
+        from dataclasses import replace
+
+        from pyinit.resources import Sampler
+
+        snapshot = self.snapshot()
+        if self._sampler is None:
+            self._sampler = Sampler()
+        usage = self._sampler.sample({n: s.pid for n, s in snapshot.services.items()})
+        services = {}
+        for name, svc in snapshot.services.items():
+            got = usage.get(name)
+            if got is None:
+                services[name] = replace(svc, memory_rss_bytes=0, processes=0)
+            else:
+                services[name] = replace(
+                    svc,
+                    cpu_seconds=got.cpu_seconds,
+                    cpu_percent=got.cpu_percent,
+                    memory_rss_bytes=got.rss_bytes,
+                    processes=got.processes,
+                )
+        return replace(snapshot, services=services)

@@ -60,6 +60,9 @@ class FakeSupervisor:
         web = ServiceSnapshot("longrun", ServiceState.RUNNING, pid=7, ready=True)
         return Snapshot(pid=1, services={"web": web})
 
+    def sampled_snapshot(self) -> Snapshot:
+        return self.snapshot()
+
     def _act(self, names: list[str]) -> tuple[list[str], list[str]]:
         known = [n for n in names if n in self.services]
         return known, [f"no service named {n!r}" for n in names if n not in self.services]

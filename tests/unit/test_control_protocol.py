@@ -188,13 +188,16 @@ def test_client_usage_errors(cmd: str, args: list[str], message: str) -> None:
 
 
 def test_status_table() -> None:
-    """``pyinit status`` prints NAME STATE PID UPTIME RESTARTS READY HEALTH LAST EXIT,
-    one aligned row per service, ``-`` for what does not apply."""
+    """``pyinit status`` prints NAME STATE PID UPTIME RESTARTS READY HEALTH CPU% MEM
+    LAST EXIT, one aligned row per service, ``-`` for what does not apply (or what an
+    older pyinit does not send)."""
     table = format_status(
         Snapshot.from_json({
             "services": {
                 "web": {"state": "running", "pid": 12, "uptime": 75.2, "restarts": 2,
-                        "ready": True, "health": "healthy", "last_exit": 1},
+                        "ready": True, "health": "healthy", "last_exit": 1,
+                        "cpu_seconds": 3.5, "cpu_percent": 12.25, "processes": 3,
+                        "memory_rss_bytes": 52 * 1024 * 1024 + 400 * 1024},
                 "setup": {"state": "completed", "pid": None, "uptime": None, "restarts": 0,
                           "ready": True, "health": None, "last_exit": 0},
             }
@@ -202,9 +205,11 @@ def test_status_table() -> None:
     )  # fmt: skip
     lines = table.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH",
-                                "LAST", "EXIT"]  # fmt: skip
-    assert lines[1].split() == ["web", "running", "12", "1m15s", "2", "yes", "healthy", "1"]
-    assert lines[2].split() == ["setup", "completed", "-", "-", "0", "yes", "-", "0"]
+                                "CPU%", "MEM", "LAST", "EXIT"]  # fmt: skip
+    assert lines[1].split() == [
+        "web", "running", "12", "1m15s", "2", "yes", "healthy", "12.2", "52.4M", "1"
+    ]  # fmt: skip
+    assert lines[2].split() == ["setup", "completed", "-", "-", "0", "yes", "-", "-", "-", "0"]
     assert lines[1].index("running") == lines[0].index("STATE")
 
 

@@ -11,21 +11,18 @@ import pytest
 from pyinit.httpd import (
     BadRequest,
     Endpoints,
-    escape_label,
-    format_value,
     liveness,
     parse_address,
     parse_request,
-    render_metrics,
     render_response,
 )
+from pyinit.metrics import escape_label, format_value, render_metrics
+from pyinit.resources import SelfUsage
 from pyinit.snapshot import ServiceState, Snapshot
 from tests.helpers import promtext
 from tests.helpers.snapshots import svc
 
 NOW = 1_700_000_100.0
-
-
 
 
 def snap(services: dict[str, dict[str, Any]], **over: Any) -> Snapshot:
@@ -191,7 +188,9 @@ def test_metrics_parse_as_prometheus_text_with_help_and_type() -> None:
     """Every family has # HELP and # TYPE (counters for the *_total ones) and its
     samples parse as the 0.0.4 text format."""
     text = render_metrics(
-        snap({"web": svc(), "job": svc(type="oneshot", state="completed", uptime=None)}), NOW
+        snap({"web": svc(), "job": svc(type="oneshot", state="completed", uptime=None)}),
+        NOW,
+        SelfUsage(cpu_seconds=1.5, rss_bytes=20_000_000, open_fds=9, start_time=1.7e9),
     )
     families = promtext.parse(text)
     expected = {
@@ -202,9 +201,16 @@ def test_metrics_parse_as_prometheus_text_with_help_and_type() -> None:
         "pyinit_service_last_exit_code": "gauge",
         "pyinit_service_start_time_seconds": "gauge",
         "pyinit_service_state": "gauge",
+        "pyinit_service_cpu_seconds_total": "counter",
+        "pyinit_service_memory_rss_bytes": "gauge",
+        "pyinit_service_processes": "gauge",
         "pyinit_orphans_reaped_total": "counter",
         "pyinit_signals_forwarded_total": "counter",
         "pyinit_start_time_seconds": "gauge",
+        "process_cpu_seconds_total": "counter",
+        "process_resident_memory_bytes": "gauge",
+        "process_open_fds": "gauge",
+        "process_start_time_seconds": "gauge",
     }
     assert {name: f.type for name, f in families.items()} == expected
     assert all(f.help for f in families.values())
@@ -237,6 +243,30 @@ def test_metrics_values_per_service() -> None:
     assert fam["pyinit_orphans_reaped_total"].value() == 3
     assert fam["pyinit_signals_forwarded_total"].value() == 2
     assert fam["pyinit_start_time_seconds"].value() == 1_700_000_000.25
+
+
+def test_metrics_resources_per_service_and_of_pyinit() -> None:
+    """A sampled snapshot gives each service's CPU counter, RSS and process count (no
+    CPU sample for one without processes); pyinit's own process_* metrics follow."""
+    usage = {"cpu_seconds": 2.5, "cpu_percent": 10.0, "memory_rss_bytes": 52_428_800}
+    services = {
+        "web": svc(**usage, processes=3),
+        "api": svc(state="backoff", pid=None, uptime=None, cpu_seconds=None,
+                   cpu_percent=None, memory_rss_bytes=0, processes=0),
+    }  # fmt: skip
+    me = SelfUsage(cpu_seconds=0.25, rss_bytes=21_000_000, open_fds=11, start_time=1.7e9)
+    fam = promtext.parse(render_metrics(snap(services), NOW, me))
+    assert fam["pyinit_service_cpu_seconds_total"].by("service") == {"web": 2.5}
+    assert fam["pyinit_service_memory_rss_bytes"].by("service") == {"web": 52_428_800, "api": 0}
+    assert fam["pyinit_service_processes"].by("service") == {"web": 3, "api": 0}
+    assert fam["process_cpu_seconds_total"].value() == 0.25
+    assert fam["process_resident_memory_bytes"].value() == 21_000_000
+    assert fam["process_open_fds"].value() == 11
+    assert fam["process_start_time_seconds"].value() == 1.7e9
+    # an unsampled snapshot (no figures) has the families' headers and no samples
+    plain = promtext.parse(render_metrics(snap({"web": svc()}), NOW))
+    assert plain["pyinit_service_processes"].samples == []
+    assert "process_open_fds" not in plain
 
 
 def test_metrics_escape_label_values() -> None:
