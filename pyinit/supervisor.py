@@ -26,6 +26,7 @@ from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
 from pyinit.monitor import ServiceMonitor
 from pyinit.reaper import ExitStatus, become_subreaper, children_left, reap
+from pyinit.reload import ReloadPlan
 from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop, Withdraw
 from pyinit.report import RunClock, emit_report
 from pyinit.rundir import runtime_dir
@@ -140,7 +141,12 @@ class Supervisor:
         self.forced = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.reloader = Reloader(
-            self.loop, lambda: self.config.path, self._register_child, self._apply_reload, self.log
+            self.loop,
+            lambda: self.config.path,
+            self._register_child,
+            self._apply_reload,
+            self.log,
+            base=lambda: self.config,  # the child sends only what differs from it
         )
 
     def _monitor_for(self, cfg: ServiceConfig) -> ServiceMonitor:
@@ -801,11 +807,13 @@ class Supervisor:
             self.log("reload: a load is running; loading again after it", 1)
         self.reloader.request(on_done)
 
-    def _apply_reload(self, new: Config) -> list[str]:
-        """Apply a validated new config: retire, replace and add services."""
+    def _apply_reload(self, new: Config, plan: ReloadPlan | None = None) -> list[str]:
+        """Apply a validated new config: retire, replace and add services.
+        ``plan``: new against self.config, if the loader computed it already."""
         from pyinit.reload import plan_reload
 
-        plan = plan_reload(self.config, new)
+        if plan is None:
+            plan = plan_reload(self.config, new)
         self.log(f"reload: {plan.describe()}")
         # A stop can be withdrawn only while it waits for dependants to stop first.
         signalled = {

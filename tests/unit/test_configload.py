@@ -16,6 +16,7 @@ from pyinit.config import Config
 from pyinit.configload import MAX_PROBLEMS, ConfigLoad, LoadResult, Reloader, problem_lines
 from pyinit.loop import EventLoop
 from pyinit.reaper import ExitStatus
+from pyinit.reload import ReloadPlan
 
 VALID = "services:\n  a:\n    command: [sleep, '1']\n"
 
@@ -130,7 +131,7 @@ def test_requests_during_a_load_are_coalesced(tmp_path: Path) -> None:
     applied: list[Config] = []
     answers: list[tuple[str, bool]] = []
 
-    def apply(config: Config) -> list[str]:
+    def apply(config: Config, plan: ReloadPlan | None) -> list[str]:
         applied.append(config)
         return ["no service changed"]
 
@@ -150,7 +151,7 @@ def test_cancel_answers_every_waiter(tmp_path: Path) -> None:
     loop = EventLoop()
     reaper = FakeReaper(loop)
     answers: list[tuple[bool, list[str]]] = []
-    reloader = Reloader(loop, lambda: str(path), reaper.register, lambda c: [], lambda m: None)
+    reloader = Reloader(loop, lambda: str(path), reaper.register, lambda c, p: [], lambda m: None)
     reloader.request(lambda ok, msgs: answers.append((ok, msgs)))
     reloader.request(lambda ok, msgs: answers.append((ok, msgs)))
     reloader.cancel("pyinit is shutting down")
@@ -173,7 +174,7 @@ def test_reloader_logs_problems_and_keeps_going(tmp_path: Path, bad: str) -> Non
     logged: list[str] = []
     answers: list[tuple[bool, list[str]]] = []
 
-    def apply(config: Config) -> list[str]:
+    def apply(config: Config, plan: ReloadPlan | None) -> list[str]:
         raise AssertionError("an invalid config was applied")
 
     reloader = Reloader(loop, lambda: str(path), reaper.register, apply, logged.append)
