@@ -121,6 +121,8 @@ def assemble(head: Head, frames: Iterator[memoryview], base: Config | None) -> S
             parts = pickle.loads(next(frames))
         except StopIteration:
             raise BadResult(f"{head.frames} service frames announced, fewer sent") from None
+        if not isinstance(parts, list):
+            raise BadResult(f"a {type(parts).__name__} where service parts were due")
         for name, key, payload in parts:
             if key is None:
                 if not isinstance(payload, ServiceConfig) or payload.name != name:

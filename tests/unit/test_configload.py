@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,38 +15,9 @@ from pyinit.configload import MAX_PROBLEMS, ConfigLoad, LoadResult, Reloader, pr
 from pyinit.loop import EventLoop
 from pyinit.reaper import ExitStatus
 from pyinit.reload import ReloadPlan
+from tests.helpers.configload import FakeReaper
 
 VALID = "services:\n  a:\n    command: [sleep, '1']\n"
-
-
-class FakeReaper:
-    """The registered pids and their callbacks, reaped on a short timer (tests only)."""
-
-    def __init__(self, loop: EventLoop) -> None:
-        self.loop = loop
-        self.owners: dict[int, Callable[[ExitStatus], None]] = {}
-        self.started: list[int] = []
-
-    def register(self, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
-        self.owners[pid] = on_exit
-        self.started.append(pid)
-
-    def run_until(self, done: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-
-        def tick() -> None:
-            for pid in list(self.owners):
-                got, status = os.waitpid(pid, os.WNOHANG)
-                if got:
-                    self.owners.pop(pid)(ExitStatus.from_wait_status(status))
-            if done() or time.monotonic() > deadline:
-                self.loop.stop()
-            else:
-                self.loop.call_later(0.01, tick)
-
-        self.loop.call_later(0, tick)
-        self.loop.run()
-        assert done(), "timed out"
 
 
 def load_once(path: Path, **kwargs: float) -> tuple[LoadResult, FakeReaper, ConfigLoad]:
