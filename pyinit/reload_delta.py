@@ -29,7 +29,9 @@ PIECE_ITEMS = 2000  # a bigger tuple or mapping field is sent in pieces this lon
 STEP_NAMES = 500  # names placed per step when the services are put in order
 _LEN = struct.Struct(">I")
 
-# A part of a service: (name, None, skeleton) or (name, field, items of that field).
+# A part of a service: (name, None, skeleton) or (name, field, items of that field):
+# a mapping's as (keys, values), two lists of strings. Not (key, value) tuples:
+# 170,000 new tuples would set off full garbage collections in the loop.
 Part = tuple[str, str | None, Any]
 Step = Generator[None, None, tuple[Config, ReloadPlan | None]]
 
@@ -91,9 +93,15 @@ def _parts(services: Iterator[ServiceConfig]) -> Iterator[Part]:
                 big[f.name] = value
         yield (cfg.name, None, dataclasses.replace(cfg, **{k: type(v)() for k, v in big.items()}))
         for key, value in big.items():
-            items = list(value.items()) if isinstance(value, dict) else list(value)
-            for i in range(0, len(items), PIECE_ITEMS):
-                yield (cfg.name, key, items[i : i + PIECE_ITEMS])
+            if isinstance(value, dict):
+                keys, values = list(value), list(value.values())
+                for i in range(0, len(keys), PIECE_ITEMS):
+                    piece = (keys[i : i + PIECE_ITEMS], values[i : i + PIECE_ITEMS])
+                    yield (cfg.name, key, piece)
+            else:
+                items = list(value)
+                for i in range(0, len(items), PIECE_ITEMS):
+                    yield (cfg.name, key, items[i : i + PIECE_ITEMS])
 
 
 def read_frames(data: bytes | bytearray) -> Iterator[memoryview]:
@@ -115,7 +123,7 @@ def assemble(head: Head, frames: Iterator[memoryview], base: Config | None) -> S
     """Rebuild the new Config from the service frames; yields after each frame
     or STEP_NAMES names. ``base``: the config the child compared with."""
     skeletons: dict[str, ServiceConfig] = {}
-    pieces: dict[tuple[str, str], list[Any]] = {}
+    pieces: dict[str, dict[str, Any]] = {}  # name -> field -> the dict or list so far
     for _ in range(head.frames):
         try:
             parts = pickle.loads(next(frames))
@@ -129,20 +137,23 @@ def assemble(head: Head, frames: Iterator[memoryview], base: Config | None) -> S
                     raise BadResult(f"a {type(payload).__name__} where service {name} was due")
                 skeletons[name] = payload
             else:
-                pieces.setdefault((name, key), []).extend(payload)
+                skeleton = skeletons.get(name)
+                if skeleton is None:
+                    raise BadResult(f"a piece of {name}, which was not sent")
+                got = pieces.setdefault(name, {})
+                if isinstance(getattr(skeleton, key), dict):
+                    keys, values = payload
+                    got.setdefault(key, {}).update(zip(keys, values, strict=True))
+                else:
+                    got.setdefault(key, []).extend(payload)
         yield
     if next(frames, None) is not None:
         raise BadResult("more frames than announced")
     # Fields sent in pieces go back into their services (few: each piece is long).
-    joined: dict[str, dict[str, Any]] = {}
-    for (name, key), items in pieces.items():
-        if name not in skeletons:
-            raise BadResult(f"a piece of {name}, which was not sent")
-        empty = getattr(skeletons[name], key)
-        joined.setdefault(name, {})[key] = dict(items) if isinstance(empty, dict) else tuple(items)
-        yield
-    for name, values in joined.items():
+    for name, got in pieces.items():
+        values = {k: v if isinstance(v, dict) else tuple(v) for k, v in got.items()}
         skeletons[name] = dataclasses.replace(skeletons[name], **values)
+        yield
     services: dict[str, ServiceConfig] = {}
     running: Mapping[str, ServiceConfig] = base.services if base is not None else {}
     for i, name in enumerate(head.names):
