@@ -4,12 +4,22 @@
 pyinit runs as PID 1 of a fresh PID namespace (``unshare --pid --fork
 --mount-proc``) with a ticker service that prints a line every ``--tick-ms``.
 pyinit relays each line to its stdout, which this script reads, stamping each
-line as it arrives. The services file is near the size cap and slow to parse:
-one service (``big``) with ``--entries`` environment entries, held back by a
-dependency on a oneshot that never completes (so it never starts). The script
-sends SIGHUP ``--runs`` times; for each reload the pause is the longest gap
-between two ticker lines from the SIGHUP until the reload's outcome is logged.
-An idle window of the same length before each reload gives the noise floor.
+line as it arrives. The services file is near the size caps and slow to parse.
+Services other than the ticker are held back by a dependency on a oneshot
+(``gate``) that never completes, so they never start. Before each reload the
+script rewrites the file as ``--case`` says, then sends SIGHUP; ``--runs``
+times. For each reload the pause is the longest gap between two ticker lines
+from the SIGHUP until 0.5 s after the reload's outcome is logged. An idle window
+of the same length after each reload gives the noise floor. Cases:
+
+- ``one``: ``big`` (``--entries`` environment entries, ~3.8 MiB) and ``spare``;
+  ``spare``'s command changes at each reload.
+- ``all``: the same file; every service but the ticker and the gate changes
+  (``big``'s whole environment has to come back to the loop).
+- ``many``: ``--services`` small services (9,998: 10,000 with the ticker and the
+  gate, the cap); all change.
+- ``same``: the ``one`` file, reloaded unchanged; ``many-same``: the ``many``
+  file, reloaded unchanged.
 
 ``--src DIR`` runs the pyinit found in DIR instead (``PYTHONPATH=DIR python -m
 pyinit``): point it at a checkout of an older commit to compare, e.g.
@@ -48,21 +58,30 @@ while True:
 DEADLINE = 300.0  # no single wait may take longer (a 4 MiB load can take a minute)
 
 
-def write_config(path: Path, entries: int, tick: float) -> int:
-    """The services file; returns its size in bytes."""
+CASES = ("one", "all", "many", "same", "many-same")
+GATED = "    depends_on: {gate: {condition: service_completed_successfully}}"
+
+
+def write_config(path: Path, args: argparse.Namespace, run: int) -> int:
+    """The services file for reload ``run`` (0: at boot); returns its size in bytes."""
+    case = args.case
+    changed = 0 if case in ("same", "many-same") else run  # what this reload changes
     lines = [
         "services:",
         "  ticker:",
-        f"    command: {json.dumps([PYTHON, '-c', TICKER, str(tick)])}",
+        f"    command: {json.dumps([PYTHON, '-c', TICKER, str(args.tick_ms / 1000)])}",
         "  gate:",
         "    type: oneshot",
         "    command: [sleep, '100000']",
-        "  big:",
-        "    command: [sleep, '100000']",
-        "    depends_on: {gate: {condition: service_completed_successfully}}",
-        "    environment:",
     ]
-    lines += [f"      V{i:07d}: x{i}" for i in range(entries)]
+    if case in ("many", "many-same"):
+        for i in range(args.services):
+            lines += [f"  s{i:05d}:", f"    command: [sleep, '100000', 'r{changed}']", GATED]
+    else:
+        big = changed if case == "all" else 0
+        lines += ["  spare:", f"    command: [sleep, '100000', 'r{changed}']", GATED]
+        lines += ["  big:", f"    command: [sleep, '100000', 'r{big}']", GATED, "    environment:"]
+        lines += [f"      V{i:07d}: x{i}" for i in range(args.entries)]
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return len(text)
@@ -113,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         env["PYTHONPATH"] = args.src
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "services.yaml"
-        size = write_config(config, args.entries, args.tick_ms / 1000)
+        size = write_config(config, args, 0)
         env["PYINIT_RUNTIME_DIR"] = tmp
         proc = subprocess.Popen(
             [*UNSHARE, PYTHON, "-m", "pyinit", "-c", str(config)],
@@ -131,17 +150,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             boot = time.monotonic() - began
             init = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
             pauses, idle, loads = [], [], []
-            for _ in range(args.runs):
+            for n in range(1, args.runs + 1):
+                write_config(config, args, n)
                 start = len(out.lines)
                 sent = time.monotonic()
                 os.kill(init, signal.SIGHUP)
                 done = out.wait_for("reload: ", out.wait_for("SIGHUP received", start) + 1)
                 end = out.lines[done][0]
-                out.pump(time.monotonic() + 0.3)  # the lines after it, and settle
-                pauses.append(longest_gap(out.lines, sent, end + 0.2))
+                out.pump(end + 0.5)  # what the reload does after it logs the outcome
+                pauses.append(longest_gap(out.lines, sent, end + 0.5))
                 loads.append(end - sent)
                 quiet = time.monotonic()
-                out.pump(quiet + (end - sent) + 0.2)
+                out.pump(quiet + (end - sent) + 0.5)
                 idle.append(longest_gap(out.lines, quiet, time.monotonic()))
         finally:
             os.kill(init or proc.pid, signal.SIGTERM)
@@ -151,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 proc.kill()
     return {
         "pyinit": args.src or "installed",
+        "case": args.case,
         "config_bytes": size,
         "boot_s": boot,
         "reload_s": loads,
@@ -165,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--entries", type=int, default=170_000, help="environment entries (170,000: 3.9 MiB)"
     )
+    parser.add_argument("--services", type=int, default=9_998, help="small services (many cases)")
+    parser.add_argument("--case", choices=CASES, default="one")
     parser.add_argument("--tick-ms", type=float, default=5.0)
     parser.add_argument("--src", help="run the pyinit package found in this directory")
     parser.add_argument("--json", help="write the samples to this file")
@@ -176,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     pauses, idle, loads = result["pause_s"], result["idle_gap_s"], result["reload_s"]
     assert isinstance(pauses, list) and isinstance(idle, list) and isinstance(loads, list)
     print(
-        f"pyinit: {result['pyinit']}; config {result['config_bytes'] / 2**20:.2f} MiB; "
+        f"pyinit: {result['pyinit']}; case {args.case}; "
+        f"config {result['config_bytes'] / 2**20:.2f} MiB; "
         f"boot {result['boot_s']:.1f}s; tick every {args.tick_ms:g} ms"
     )
     print(f"reload took (s):          {[round(x, 2) for x in loads]}")

@@ -2,8 +2,10 @@
 
 Parsing a large services file in pure-Python YAML takes seconds; done in the loop
 it would freeze restarts, logs and signal handling meanwhile. The child loads the
-file and writes a pickle of the result (the Config, or the first problems and
-their count) into a pipe that the loop reads without blocking, and exits. The
+file and writes the result into a pipe that the loop reads without blocking, and
+exits: the first problems and their count, or the new Config as the difference
+from the running one, in frames the loop unpickles a slice at a time
+(pyinit/reload_delta.py) so that no pass of the loop takes long. The
 supervisor's reaper routes its exit status here (``register_child``); the result
 is used once both the pipe's end and the exit status are in. A child that dies,
 hangs or writes garbage is a failed reload, never a crash.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -24,6 +27,8 @@ from typing import NoReturn
 from pyinit.config import Config, ConfigError, load_config
 from pyinit.loop import EventLoop, Timer
 from pyinit.reaper import ExitStatus
+from pyinit.reload import ReloadPlan
+from pyinit.reload_delta import BadResult, Head, Step, assemble, encode, frame, read_frames
 from pyinit.signals import catchable_signals
 
 MAX_PROBLEMS = 50  # shown per failed reload; the rest are counted
@@ -31,6 +36,7 @@ LOAD_TIMEOUT = 120.0  # a 4 MiB file of dense YAML takes ~40 s on a slow core
 RESULT_CAP = 256 * 1024 * 1024  # a pickled Config is a few times its YAML at most
 _CHUNK = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024  # fewer wake-ups for a large result (best effort)
+SLICE = 0.02  # seconds of rebuilding the result per pass of the loop, about
 
 Done = Callable[[bool, list[str]], None]  # (applied, messages), for a control client
 
@@ -38,6 +44,7 @@ Done = Callable[[bool, list[str]], None]  # (applied, messages), for a control c
 @dataclass(frozen=True)
 class LoadResult:
     config: Config | None = None
+    plan: ReloadPlan | None = None  # config against the base the load was given
     problems: tuple[str, ...] = ()  # the first MAX_PROBLEMS
     total: int = 0  # how many problems there were
     failure: str = ""  # the loader itself failed
@@ -63,7 +70,8 @@ def load_result(path: str) -> LoadResult:
 
 class ConfigLoad:
     """One load of ``path`` in a child; ``on_done`` gets its LoadResult once, unless
-    ``kill`` came first."""
+    ``kill`` came first. ``base``: the running config; the child sends only what
+    differs from it, and the result carries the plan."""
 
     def __init__(
         self,
@@ -72,6 +80,7 @@ class ConfigLoad:
         register_child: Callable[[int, Callable[[ExitStatus], None]], None],
         on_done: Callable[[LoadResult], None],
         timeout: float = LOAD_TIMEOUT,
+        base: Config | None = None,
     ) -> None:
         self.loop = loop
         self.path = path
@@ -85,6 +94,9 @@ class ConfigLoad:
         self.status: ExitStatus | None = None
         self.finished = False
         self.timer: Timer | None = None
+        self.base = base
+        self.steps: Step | None = None  # rebuilding the result, a slice per pass
+        self.abandoned = False
 
     def start(self) -> None:
         """Fork the loader; OSError when it cannot be started."""
@@ -100,7 +112,7 @@ class ConfigLoad:
             os.close(w)
             raise
         if pid == 0:  # pragma: no cover - the child
-            _child(r, w, self.path)
+            _child(r, w, self.path, self.base)
         signal.pthread_sigmask(signal.SIG_SETMASK, saved)
         os.close(w)
         self.pid, self.fd = pid, r
@@ -118,7 +130,8 @@ class ConfigLoad:
     def kill(self) -> None:
         """Abandon the load (shutdown): SIGKILL the child; on_done is not called.
         Its exit still goes through the reaper, to ``_exited``, which ignores it."""
-        self.finished = True
+        self.finished = self.abandoned = True
+        self.steps = None
         self._close()
         if self.status is None and self.pid is not None:
             try:
@@ -173,25 +186,73 @@ class ConfigLoad:
             return
         self.finished = True
         self._close()
-        self._deliver(self._decode(self.status))
+        opened = self._open(self.status)
+        if isinstance(opened, LoadResult):
+            self._deliver(opened)
+        else:
+            self.steps = opened
+            self._pump()
 
-    def _decode(self, status: ExitStatus) -> LoadResult:
+    def _open(self, status: ExitStatus) -> LoadResult | Step:
+        """The result, or the steps that rebuild it from the frames."""
         if not status.success:
             return LoadResult(failure=f"the loader failed ({status.describe()})")
         try:
-            result = pickle.loads(self.data)
+            frames = read_frames(self.data)
+            first = next(frames, None)
+            if first is None:
+                raise BadResult("nothing was sent")
+            head = pickle.loads(first)
         except Exception as exc:
-            return LoadResult(failure=f"the loader's result is unreadable: {exc!r}")
-        if not isinstance(result, LoadResult):
-            return LoadResult(failure=f"the loader sent a {type(result).__name__}")
-        return result
+            return _unreadable(exc)
+        if isinstance(head, Head):
+            return assemble(head, frames, self.base)
+        if not isinstance(head, LoadResult) or head.config is not None:
+            return LoadResult(failure=f"the loader sent a {type(head).__name__}")
+        return head
+
+    def _decode(self, status: ExitStatus) -> LoadResult:
+        """The whole result at once (tests)."""
+        opened = self._open(status)
+        if isinstance(opened, LoadResult):
+            return opened
+        return _drain(opened, float("inf")) or LoadResult(failure="unfinished")
+
+    def _pump(self) -> None:
+        if self.abandoned or self.steps is None:
+            return
+        result = _drain(self.steps, SLICE)
+        if result is None:
+            self.loop.call_later(0, self._pump)
+        else:
+            self.steps = None
+            self._deliver(result)
 
     def _deliver(self, result: LoadResult) -> None:
         self.data = bytearray()
         self.on_done(result)
 
 
-def _child(r: int, w: int, path: str) -> NoReturn:  # pragma: no cover - the child
+def _unreadable(exc: Exception) -> LoadResult:
+    return LoadResult(failure=f"the loader's result is unreadable: {exc!r}")
+
+
+def _drain(steps: Step, budget: float) -> LoadResult | None:
+    """Run steps for about ``budget`` seconds; the result once they are over."""
+    start = time.monotonic()
+    try:
+        while True:
+            next(steps)
+            if time.monotonic() - start >= budget:
+                return None
+    except StopIteration as stop:
+        config, plan = stop.value
+        return LoadResult(config=config, plan=plan)
+    except Exception as exc:
+        return _unreadable(exc)
+
+
+def _child(r: int, w: int, path: str, base: Config | None) -> NoReturn:  # pragma: no cover
     code = 70  # EX_SOFTWARE: anything went wrong before the result was written
     try:
         signal.set_wakeup_fd(-1)
@@ -201,11 +262,16 @@ def _child(r: int, w: int, path: str) -> NoReturn:  # pragma: no cover - the chi
         os.close(r)
         try:
             result = load_result(path)
+            if result.config is None:
+                frames = [frame(result)]
+            else:  # the plan and the services it adds or changes, in frames
+                frames = list(encode(base, result.config))
         except Exception as exc:  # a bug in the loader: say what, let PID 1 go on
-            result = LoadResult(failure=f"internal error in the loader: {exc!r}")
-        view = memoryview(pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
-        while view:
-            view = view[os.write(w, view) :]
+            frames = [frame(LoadResult(failure=f"internal error in the loader: {exc!r}"))]
+        for data in frames:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view) :]
         code = 0
     finally:
         os._exit(code)
@@ -213,21 +279,24 @@ def _child(r: int, w: int, path: str) -> NoReturn:  # pragma: no cover - the chi
 
 class Reloader:
     """Runs loads one at a time and coalesces requests; ``apply`` gets each valid
-    Config, ``log`` the outcome of each load."""
+    Config with its plan against ``base()`` (None: compute it), ``log`` the outcome
+    of each load. ``base``: the running config, which the child compares with."""
 
     def __init__(
         self,
         loop: EventLoop,
         path: Callable[[], str],
         register_child: Callable[[int, Callable[[ExitStatus], None]], None],
-        apply: Callable[[Config], list[str]],
+        apply: Callable[[Config, ReloadPlan | None], list[str]],
         log: Callable[[str], None],
+        base: Callable[[], Config | None] = lambda: None,
     ) -> None:
         self.loop = loop
         self.path = path
         self.register_child = register_child
         self.apply = apply
         self.log = log
+        self.base = base
         self.current: ConfigLoad | None = None
         self.current_waiters: list[Done] = []
         self.next_waiters: list[Done] = []
@@ -261,7 +330,9 @@ class Reloader:
     def _start(self) -> None:
         self.again = False
         self.current_waiters, self.next_waiters = self.next_waiters, []
-        load = ConfigLoad(self.loop, self.path(), self.register_child, self._loaded)
+        load = ConfigLoad(
+            self.loop, self.path(), self.register_child, self._loaded, base=self.base()
+        )
         try:
             load.start()
         except OSError as exc:
@@ -273,12 +344,16 @@ class Reloader:
         self.current = load
 
     def _loaded(self, result: LoadResult) -> None:
-        self.current = None
+        load, self.current = self.current, None
         waiters, self.current_waiters = self.current_waiters, []
         try:
             if result.config is not None:
                 try:
-                    messages = self.apply(result.config)
+                    # The plan holds against the config the child compared with
+                    # (replaced only here: a safeguard); else apply computes it.
+                    base = load.base if load is not None else None
+                    fresh = base is not None and base is self.base()
+                    messages = self.apply(result.config, result.plan if fresh else None)
                 except Exception as exc:  # answered, then reported by the loop
                     self._answer(waiters, False, [f"internal error: {exc!r}"])
                     raise

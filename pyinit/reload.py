@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 
 from pyinit.config.model import Config, ServiceConfig
@@ -28,9 +29,18 @@ class ReloadPlan:
         return "; ".join(parts) if parts else "no service changed"
 
 
-def definition(cfg: ServiceConfig) -> ServiceConfig:
-    # Where the service sits in the file is not part of what it is.
-    return dataclasses.replace(cfg, line=0)
+# Where the service sits in the file is not part of what it is. A tuple of the
+# other fields, read in C: dataclasses.replace would cost ~10x as much, which a
+# reload of 10,000 services pays twice per name.
+_DEFINITION = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(ServiceConfig) if f.name != "line")
+)
+
+
+def definition(cfg: ServiceConfig) -> tuple[object, ...]:
+    """What a service is, for comparing two definitions (==)."""
+    value: tuple[object, ...] = _DEFINITION(cfg)
+    return value
 
 
 def plan_reload(old: Config, new: Config) -> ReloadPlan:

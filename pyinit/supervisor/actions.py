@@ -18,6 +18,7 @@ from pyinit.supervisor.conditions import Facts
 
 if TYPE_CHECKING:
     from pyinit.config.model import Config, ServiceConfig
+    from pyinit.reload import ReloadPlan
     from pyinit.supervisor.runtime import ServiceRuntime
 
 
@@ -206,11 +207,13 @@ class Operator:
         """Names waiting for their instance to stop before a new definition starts."""
         return self.reload_table.replacements()
 
-    def _apply_reload(self, new: Config) -> list[str]:
-        """Apply a validated new config: retire, replace and add services."""
+    def _apply_reload(self, new: Config, plan: ReloadPlan | None = None) -> list[str]:
+        """Apply a validated new config: retire, replace and add services.
+        ``plan``: new against self.config, if the loader computed it already."""
         from pyinit.reload import plan_reload
 
-        plan = plan_reload(self.config, new)
+        if plan is None:
+            plan = plan_reload(self.config, new)
         self.log(f"reload: {plan.describe()}")
         # A stop can be withdrawn only while it waits for dependants to stop first.
         signalled = {

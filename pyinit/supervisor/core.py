@@ -102,12 +102,11 @@ class Supervisor(OperatorRequests, StatusMixin):
         self.started_wall = time.time()
         self.signals_forwarded = 0
         self.actions = Operator(self)
+        # The loader's child compares the file with the running config (base) and
+        # sends back only what differs.
+        apply, path = self.actions._apply_reload, lambda: self.config.path
         self.reloader = Reloader(
-            self.loop,
-            lambda: self.config.path,
-            self._register_child,
-            self.actions._apply_reload,
-            self.log,
+            self.loop, path, self._register_child, apply, self.log, base=lambda: self.config
         )
         self.shutdown = Shutdown(self, sender, reaper, self.reloader.cancel)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,38 +14,10 @@ from pyinit.config import Config
 from pyinit.configload import MAX_PROBLEMS, ConfigLoad, LoadResult, Reloader, problem_lines
 from pyinit.loop import EventLoop
 from pyinit.reaper import ExitStatus
+from pyinit.reload import ReloadPlan
+from tests.helpers.configload import FakeReaper
 
 VALID = "services:\n  a:\n    command: [sleep, '1']\n"
-
-
-class FakeReaper:
-    """The registered pids and their callbacks, reaped on a short timer (tests only)."""
-
-    def __init__(self, loop: EventLoop) -> None:
-        self.loop = loop
-        self.owners: dict[int, Callable[[ExitStatus], None]] = {}
-        self.started: list[int] = []
-
-    def register(self, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
-        self.owners[pid] = on_exit
-        self.started.append(pid)
-
-    def run_until(self, done: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-
-        def tick() -> None:
-            for pid in list(self.owners):
-                got, status = os.waitpid(pid, os.WNOHANG)
-                if got:
-                    self.owners.pop(pid)(ExitStatus.from_wait_status(status))
-            if done() or time.monotonic() > deadline:
-                self.loop.stop()
-            else:
-                self.loop.call_later(0.01, tick)
-
-        self.loop.call_later(0, tick)
-        self.loop.run()
-        assert done(), "timed out"
 
 
 def load_once(path: Path, **kwargs: float) -> tuple[LoadResult, FakeReaper, ConfigLoad]:
@@ -130,7 +100,7 @@ def test_requests_during_a_load_are_coalesced(tmp_path: Path) -> None:
     applied: list[Config] = []
     answers: list[tuple[str, bool]] = []
 
-    def apply(config: Config) -> list[str]:
+    def apply(config: Config, plan: ReloadPlan | None) -> list[str]:
         applied.append(config)
         return ["no service changed"]
 
@@ -150,7 +120,7 @@ def test_cancel_answers_every_waiter(tmp_path: Path) -> None:
     loop = EventLoop()
     reaper = FakeReaper(loop)
     answers: list[tuple[bool, list[str]]] = []
-    reloader = Reloader(loop, lambda: str(path), reaper.register, lambda c: [], lambda m: None)
+    reloader = Reloader(loop, lambda: str(path), reaper.register, lambda c, p: [], lambda m: None)
     reloader.request(lambda ok, msgs: answers.append((ok, msgs)))
     reloader.request(lambda ok, msgs: answers.append((ok, msgs)))
     reloader.cancel("pyinit is shutting down")
@@ -173,7 +143,7 @@ def test_reloader_logs_problems_and_keeps_going(tmp_path: Path, bad: str) -> Non
     logged: list[str] = []
     answers: list[tuple[bool, list[str]]] = []
 
-    def apply(config: Config) -> list[str]:
+    def apply(config: Config, plan: ReloadPlan | None) -> list[str]:
         raise AssertionError("an invalid config was applied")
 
     reloader = Reloader(loop, lambda: str(path), reaper.register, apply, logged.append)
