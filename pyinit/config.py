@@ -20,9 +20,20 @@ from typing import Literal, TypeVar
 
 import yaml
 
+from pyinit.config_ext import (
+    LogFileOptions,
+    check_service,
+    read_concurrency,
+    read_develop,
+    read_logging,
+    read_schedule,
+    scheduled_dependency,
+)
 from pyinit.durations import parse_duration
 from pyinit.safefile import CONFIG_CAP, ENV_FILE_CAP, UnsafeFile, read_bytes
+from pyinit.schedule import Schedule
 from pyinit.signals import parse_signal
+from pyinit.watch import WatchSpec
 
 
 class ServiceType(Enum):
@@ -158,6 +169,12 @@ class ServiceConfig:
     logging: Literal["capture", "inherit"] = "capture"
     healthcheck: HealthCheck | None = None
     ready: Readiness | None = None
+    # A scheduled job (a oneshot run at each due time; pyinit/jobs.py) and what a run
+    # due while one is going does; develop.watch paths (restart on change); a log file.
+    schedule: Schedule | None = None
+    concurrency: Literal["forbid", "replace"] = "forbid"
+    watch: tuple[WatchSpec, ...] = ()
+    log_file: LogFileOptions | None = None
     line: int = 0  # where the service is declared, for messages
 
 
@@ -356,6 +373,9 @@ _SERVICE_KEYS = (
     "logging",
     "healthcheck",
     "ready",
+    "schedule",
+    "concurrency",
+    "develop",
 )
 _BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 _START_LIMIT_KEYS = ("burst", "interval")
@@ -865,7 +885,19 @@ class _Loader:
         read("stop_signal", self.stop_signal)
         read("stop_grace_period", self.duration)
         read("critical", self.boolean)
-        read("logging", lambda n, k: self.choice(n, k, ("capture", "inherit")))
+        if "logging" in entries:
+            logging = read_logging(self, entries["logging"][1], f"{key}.logging")
+            if isinstance(logging, LogFileOptions):
+                fields["log_file"] = logging
+            elif logging is not None:
+                fields["logging"] = logging
+        read("schedule", lambda n, k: read_schedule(self, n, k))
+        read("concurrency", lambda n, k: read_concurrency(self, n, k))
+        if "develop" in entries:
+            watch = read_develop(self, entries["develop"][1], f"{key}.develop")
+            if watch:
+                fields["watch"] = watch
+        check_service(self, key, fields, entries)
         if "healthcheck" in entries:
             before = len(self.problems)
             check = self.healthcheck(*entries["healthcheck"], f"{key}.healthcheck")
@@ -1592,6 +1624,10 @@ class _Loader:
                     )
                 else:
                     graph[draft.name].append(dep.name)
+                    schedule = target.fields.get("schedule")
+                    if isinstance(schedule, Schedule):
+                        message = scheduled_dependency(dep.name, schedule)
+                        self.problems.append(Problem(self.path, line, key, message))
                     # Only a oneshot reaches `completed`: a longrun that exits is
                     # exited or restarted, never completed, so waiting for it to
                     # complete would hang the dependant (Compose allows it because a
