@@ -314,11 +314,50 @@ def format_status(snapshot: dict[str, Any]) -> str:
                 str(last) if last is not None else "-",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(STATUS_COLUMNS))]
+    return _table(rows) + format_jobs(snapshot)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     return "\n".join(lines) + "\n"
+
+
+JOB_COLUMNS = ("JOB", "SCHEDULE", "LAST RUN", "FINISHED", "NEXT RUN", "RUNS OK/FAILED/SKIPPED")
+
+
+def format_jobs(snapshot: dict[str, Any]) -> str:
+    """Scheduled jobs under the table: last result, next run (local time, TZ)."""
+    import time
+
+    def when(epoch: object) -> str:
+        if not isinstance(epoch, int | float):
+            return "-"
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+    rows = [list(JOB_COLUMNS)]
+    for name, svc in snapshot.get("services", {}).items():
+        job = svc.get("job")
+        if not isinstance(job, dict):
+            continue
+        result = job.get("last_result")
+        if result is not None and job.get("last_exit") is not None:
+            result = f"{result} (exit {job['last_exit']})"
+        runs = job.get("runs") or {}
+        counts = "/".join(str(runs.get(k, 0)) for k in ("success", "failure", "skipped"))
+        rows.append(
+            [
+                name,
+                str(job.get("schedule") or "-"),
+                result or "never ran",
+                when(job.get("last_finished")),
+                when(job.get("next_run")),
+                counts,
+            ]
+        )
+    return "\n" + _table(rows) if len(rows) > 1 else ""
 
 
 def _errors(answer: dict[str, Any]) -> int:

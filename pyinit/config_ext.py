@@ -176,9 +176,7 @@ def read_logging(r: Reader, node: yaml.Node, key: str) -> str | LogFileOptions |
     return _file_options(r, *entries["options"], f"{key}.options")
 
 
-def _file_options(
-    r: Reader, knode: yaml.Node, node: yaml.Node, key: str
-) -> LogFileOptions | None:
+def _file_options(r: Reader, knode: yaml.Node, node: yaml.Node, key: str) -> LogFileOptions | None:
     entries = r.mapping(node, key)
     if entries is None:
         return None

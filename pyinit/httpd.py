@@ -437,6 +437,54 @@ class _Family:
         return lines
 
 
+class _ExtraFamilies:
+    """Scheduled jobs' and log files' series (only services that have them)."""
+
+    def __init__(self) -> None:
+        self.last_success = _Family(
+            "pyinit_job_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time the scheduled job last completed successfully.",
+        )
+        self.runs = _Family(
+            "pyinit_job_runs_total",
+            "counter",
+            "Runs of the scheduled job by result: success, failure, stopped, skipped.",
+        )
+        self.next_run = _Family(
+            "pyinit_job_next_run_timestamp_seconds", "gauge", "Unix time the job is next due."
+        )
+        self.file_errors = _Family(
+            "pyinit_log_file_errors_total",
+            "counter",
+            "Failed opens, writes and rotations of the service's log file.",
+        )
+        self.file_dropped = _Family(
+            "pyinit_log_file_dropped_lines_total",
+            "counter",
+            "Lines of the service that could not be written to its log file.",
+        )
+
+    def add(self, name: str, svc: dict[str, object]) -> None:
+        labels = {"service": name}
+        job = svc.get("job")
+        if isinstance(job, dict):  # shapes: pyinit/extras.py status()
+            if job.get("last_success") is not None:
+                self.last_success.add(labels, round(float(job["last_success"]), 3))
+            for result, count in (job.get("runs") or {}).items():
+                self.runs.add({"service": name, "result": result}, int(count))
+            if job.get("next_run") is not None:
+                self.next_run.add(labels, round(float(job["next_run"]), 3))
+        sink = svc.get("log_file")
+        if isinstance(sink, dict):
+            self.file_errors.add(labels, int(sink.get("errors", 0)))
+            self.file_dropped.add(labels, int(sink.get("dropped_lines", 0)))
+
+    def families(self) -> list[_Family]:
+        every = [self.last_success, self.runs, self.next_run, self.file_errors, self.file_dropped]
+        return [family for family in every if family.samples]
+
+
 def render_metrics(snapshot: Snapshot, now: float) -> str:
     """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time)."""
     up = _Family("pyinit_service_up", "gauge", "Whether the service's process is alive (1) or not.")
@@ -462,8 +510,10 @@ def render_metrics(snapshot: Snapshot, now: float) -> str:
     state = _Family(
         "pyinit_service_state", "gauge", "The service's current state (1) among all states (0)."
     )
+    extra = _ExtraFamilies()
     for name, svc in snapshot.get("services", {}).items():
         labels = {"service": name}
+        extra.add(name, svc)
         current = svc.get("state")
         up.add(labels, 1 if current in ALIVE_STATES else 0)
         ready.add(labels, 1 if svc.get("ready") else 0)
@@ -487,6 +537,6 @@ def render_metrics(snapshot: Snapshot, now: float) -> str:
     started.add({}, round(float(snapshot.get("started", 0.0)), 3))
     families = [up, ready, healthy, restarts, last_exit, start_time, state]
     lines: list[str] = []
-    for family in [*families, orphans, forwarded, started]:
+    for family in [*families, *extra.families(), orphans, forwarded, started]:
         lines += family.render()
     return "\n".join(lines) + "\n"

@@ -17,9 +17,12 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyinit.loop import EventLoop
+
+if TYPE_CHECKING:
+    from pyinit.logfile import LogFile
 
 RECENT_LINES = 1000  # kept per service for ``pyinit logs``
 RECENT_BYTES = 256 * 1024  # ... within this much memory per service
@@ -240,6 +243,9 @@ class LogRouter:
         }
         self._captures: dict[int, _Capture] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
+        # Log files (pyinit/logfile.py), and services whose lines go only there.
+        self._files: dict[str, LogFile] = {}
+        self._file_only: set[str] = set()
         # The last RECENT_LINES lines of each service, for ``pyinit logs``.
         self.recent: dict[str, RecentLines] = {}
         width = max((len(n) for n in names), default=0)
@@ -306,6 +312,10 @@ class LogRouter:
             # Python objects. Throughput of a chatty service depends on it.
             body, cap.partial = data[:end], data[end + 1 :]
             self._recent(cap.service).add(body)
+            if self._files:
+                self._to_file(cap.service, body)
+                if cap.service in self._file_only:
+                    return
             out = cap.prefix + body.replace(b"\n", b"\n" + cap.prefix) + b"\n"
             self.sinks[cap.stream].write(out)
             return
@@ -334,12 +344,34 @@ class LogRouter:
             recent = self.recent[service] = RecentLines()
         return recent
 
+    def set_file(self, service: str, sink: LogFile | None, stdout: bool = True) -> None:
+        """Also write ``service``'s lines to ``sink`` (None: no file); ``stdout``
+        False: only there."""
+        if sink is None:
+            self._files.pop(service, None)
+        else:
+            self._files[service] = sink
+        if sink is not None and not stdout:
+            self._file_only.add(service)
+        else:
+            self._file_only.discard(service)
+
+    def _to_file(self, service: str, body: bytes) -> None:
+        sink = self._files.get(service)
+        if sink is not None:
+            sink.write(body)
+
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
-        self._recent(cap.service).add(b"\n".join(lines))
+        block = b"\n".join(lines)
+        self._recent(cap.service).add(block)
         watcher = self._watchers.get(cap.service)
         if watcher is not None:
             for line in lines:
                 watcher(line)
+        if self._files:
+            self._to_file(cap.service, block)
+            if cap.service in self._file_only:
+                return
         if self.log_format == "json":
             out = b"".join(_json_line(cap.service, cap.stream, cap.pid, line) for line in lines)
         else:

@@ -152,7 +152,7 @@ class JobTimer:
         self._mono = mono
         self._timer: _TimerHandle | None = None
         self._due_mono = 0.0
-        self._due_wall = 0.0  # cron only
+        self._due_wall = 0.0
 
     @property
     def armed(self) -> bool:
@@ -161,11 +161,7 @@ class JobTimer:
     @property
     def next_wall(self) -> float | None:
         """When the next run is due, as epoch seconds (for status); None if stopped."""
-        if self._timer is None:
-            return None
-        if self.schedule.every is not None:
-            return self._wall() + (self._due_mono - self._mono())
-        return self._due_wall
+        return self._due_wall if self._timer is not None else None
 
     def start(self) -> None:
         """Arm for the first due time from now (missed ones are not made up)."""
@@ -186,6 +182,8 @@ class JobTimer:
 
     def _arm_mono(self, due: float) -> None:
         self._due_mono = due
+        if self.schedule.every is not None:  # read once: status shows a stable time
+            self._due_wall = self._wall() + (due - self._mono())
         self._timer = self._loop.call_at(due, self._fire)
 
     def _arm_wall(self, due: float) -> None:

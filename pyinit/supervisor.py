@@ -20,8 +20,10 @@ from pyinit.config import Condition, Config, RestartPolicy, ServiceConfig, Servi
 from pyinit.configload import Reloader
 from pyinit.control import ControlServer
 from pyinit.durations import format_duration
+from pyinit.extras import ServiceExtras
 from pyinit.health import HealthStatus
 from pyinit.httpd import HttpServer, serve
+from pyinit.jobs import Concurrency, Due, run_result, when_due
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
 from pyinit.monitor import ServiceMonitor
@@ -142,6 +144,10 @@ class Supervisor:
         self.reloader = Reloader(
             self.loop, lambda: self.config.path, self._register_child, self._apply_reload, self.log
         )
+        # Schedule timers, file watchers and log files (pyinit/extras.py).
+        self.extras = ServiceExtras(
+            self.loop, self.logs, self._job_due, self._files_changed, self.log
+        )
 
     def _monitor_for(self, cfg: ServiceConfig) -> ServiceMonitor:
         name = cfg.name
@@ -238,6 +244,7 @@ class Supervisor:
         self.control = ControlServer.open(self)  # None (logged) when it cannot listen
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
+        self.extras.sync({n: rt.cfg for n, rt in self.services.items()})
         self.loop.guarded(self._reconcile)
         self.loop.run()
         if self.http is not None:
@@ -251,12 +258,19 @@ class Supervisor:
         code = self.exit_code if self.exit_code is not None else 0
         emit_report(self.snapshot(), runs.ran(), code, self.log)
         self.logs.close(time.monotonic() + 2.0)
+        self.extras.close()
         return self.exit_code if self.exit_code is not None else 0
 
     def _feed(self, rt: ServiceRuntime, event: Event) -> None:
+        before = rt.machine.state
         actions = rt.machine.handle(event, time.monotonic())
         for action in actions:
             self._execute(rt, action)
+        if rt.cfg.schedule is not None:
+            result = run_result(before, rt.machine.state)
+            if result is not None:
+                last = rt.machine.last_status
+                self.extras.jobs.finished(rt.name, result, last.shell_code if last else None)
 
     def _execute(self, rt: ServiceRuntime, action: Action) -> None:
         if isinstance(action, Spawn):
@@ -456,7 +470,8 @@ class Supervisor:
             return
         self._progress_operator_stops()
         for rt in self.services.values():
-            if rt.machine.state is State.PENDING:
+            # A scheduled job waits in pending for its first due time (_job_due).
+            if rt.machine.state is State.PENDING and rt.cfg.schedule is None:
                 verdict, reason = self._dependencies(rt.cfg)
                 if verdict is True:
                     self._feed(rt, Event(EventKind.START))
@@ -464,8 +479,12 @@ class Supervisor:
                     self._feed(rt, Event(EventKind.DEPENDENCY_FAILED, reason=reason))
         self._maybe_start_main()
         for rt in self.services.values():
-            # A service an operator stopped on purpose does not end the container.
-            if rt.cfg.critical and rt.machine.state.final and not rt.machine.stop_requested:
+            # A service an operator stopped on purpose does not end the container;
+            # a scheduled job ends it only by failing (it completes on every run).
+            ended = rt.machine.state.final
+            if rt.cfg.schedule is not None:
+                ended = rt.machine.state is State.FAILED
+            if rt.cfg.critical and ended and not rt.machine.stop_requested:
                 code = _final_code(rt.machine)
                 self.log(
                     f"{rt.name} is critical and ended ({rt.machine.state.value}); "
@@ -478,6 +497,8 @@ class Supervisor:
             self.main is None
             and not operator_stopped
             and all(rt.machine.state.final for rt in self.services.values())
+            # scheduled jobs run again: a container of jobs runs until it is stopped
+            and not any(rt.cfg.schedule is not None for rt in self.services.values())
         ):
             ok = all(
                 rt.machine.state in (State.COMPLETED, State.EXITED) for rt in self.services.values()
@@ -527,6 +548,8 @@ class Supervisor:
         if main is None or main.pid is not None or main.status is not None:
             return
         for rt in self.services.values():
+            if rt.cfg.schedule is not None:
+                continue  # no dependant waits for a scheduled job, the main command neither
             wanted = (
                 Condition.COMPLETED_SUCCESSFULLY
                 if rt.cfg.type is ServiceType.ONESHOT
@@ -573,6 +596,7 @@ class Supervisor:
         self.shutting_down = True
         self.exit_code = code
         self.reloader.cancel("pyinit is shutting down")
+        self.extras.stop_timers()
         now = time.monotonic()
         self.shutdown_started = now
         self.deadline = now + self.config.settings.shutdown_timeout
@@ -850,6 +874,50 @@ class Supervisor:
                 )
                 old.monitor.close()
                 self.restart_set.discard(name)
+        if decisions:
+            self.extras.sync({n: rt.cfg for n, rt in self.services.items()})
+
+    # -- scheduled jobs and file watches ---------------------------------------
+    def _job_due(self, name: str) -> None:
+        """A scheduled job's due time: start it, or skip or replace a run still going."""
+        rt = self.services.get(name)
+        if rt is None or self.shutting_down:
+            return
+        m = rt.machine
+        due = when_due(m.state, Concurrency(rt.cfg.concurrency))
+        if due is Due.START and m.state is State.STOPPED and m.stop_requested:
+            if name not in self.restart_set:
+                self.extras.jobs.skipped(name)
+                self.log(f"{name}: run skipped: stopped by an operator (pyinit start resumes)")
+                return
+        if due is Due.SKIP:
+            self.extras.jobs.skipped(name)
+            self.log(f"{name}: run skipped: the previous run is still going (concurrency: forbid)")
+        elif due is Due.REPLACE:
+            self.log(
+                f"{name}: the previous run is still going; replacing it (concurrency: replace)"
+            )
+            self.restart_services([name])
+        elif name not in self.stop_set and not self.reload_table.pending(name):
+            verdict, reason = self._dependencies(rt.cfg)
+            if verdict is True:
+                self.extras.jobs.started(name)
+                self._feed(rt, Event(EventKind.START))
+            else:
+                self.extras.jobs.skipped(name)
+                self.log(f"{name}: run skipped: {reason or 'its dependencies do not hold yet'}")
+        self._reconcile()
+
+    def _files_changed(self, name: str, paths: list[str]) -> None:
+        """develop.watch saw a burst of changes: restart as ``pyinit restart`` does."""
+        if self.shutting_down or name not in self.services:
+            return
+        shown = (
+            os.path.relpath(paths[0], os.path.dirname(self.config.path) or ".") if paths else "?"
+        )
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        self.log(f"{name}: {shown}{more} changed; restarting")
+        self.restart_services([name])
 
     # -- status ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -872,6 +940,7 @@ class Supervisor:
                 "uptime": round(time.monotonic() - m.started_at, 3)
                 if m.state.alive and m.started_at is not None
                 else None,
+                **self.extras.status(name),
             }
         return {
             "pid": os.getpid(),
