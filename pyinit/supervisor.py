@@ -894,9 +894,7 @@ class Supervisor:
             self.extras.jobs.skipped(name)
             self.log(f"{name}: run skipped: the previous run is still going (concurrency: forbid)")
         elif due is Due.REPLACE:
-            self.log(
-                f"{name}: the previous run is still going; replacing it (concurrency: replace)"
-            )
+            self.log(f"{name}: replacing the run still going (concurrency: replace)")
             self.restart_services([name])
         elif name not in self.stop_set and not self.reload_table.pending(name):
             verdict, reason = self._dependencies(rt.cfg)
