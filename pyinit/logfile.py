@@ -77,8 +77,11 @@ class LogFile:
         if self._fd >= 0:
             return True
         try:
-            os.makedirs(os.path.dirname(self.path) or ".", mode=DIR_MODE, exist_ok=True)
-            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            try:
+                fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            except FileNotFoundError:  # its directory is missing: make it, once
+                os.makedirs(os.path.dirname(self.path) or ".", mode=DIR_MODE, exist_ok=True)
+                fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
         except OSError as exc:
             return self._failed("cannot open", exc)
         try:
