@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from pyinit.durations import format_duration, parse_duration
@@ -72,6 +71,8 @@ def _every(text: str) -> Schedule:
 
 
 def _checked_cron(expression: str, written: str) -> Schedule:
+    from datetime import datetime
+
     from croniter import CroniterBadDateError, CroniterError, croniter
 
     try:
@@ -92,6 +93,8 @@ def next_cron_time(expression: str, after: float) -> float:
     twice runs once, and one that does not exist runs at the time mktime moves it
     to; a candidate that does not lie after ``after`` is stepped past.
     """
+    from datetime import datetime
+
     from croniter import croniter
 
     start = datetime.fromtimestamp(after).replace(microsecond=0)

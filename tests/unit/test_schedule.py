@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyinit.schedule import JobTimer, next_cron_time, next_every, parse_schedule
 
@@ -254,3 +256,25 @@ def test_job_timer_every_and_stop() -> None:
     assert runs == [12.0] and loop.live() == [14.0]
     job.stop()
     assert loop.live() == [] and job.next_wall is None and not job.armed
+
+
+_FIELD = st.one_of(
+    st.sampled_from(["*", "*/5", "1-5", "0", "59", "60", "L", "H", "MON", "jan", "?", "#"]),
+    st.text(alphabet="0123456789*/-,LWH#?", max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.lists(_FIELD, min_size=1, max_size=7).map(" ".join)))
+def test_any_text_is_a_schedule_or_a_value_error(text: str) -> None:
+    """Whatever is written, parsing gives a Schedule or a ValueError quoting it; a
+    parsed cron schedule always has a next due time after now."""
+    try:
+        schedule = parse_schedule(text)
+    except ValueError as exc:
+        quoted = [repr(t)[1:-1][:20] for t in (text, " ".join(text.split()))]
+        assert any(q in str(exc) for q in quoted) or not text.strip()
+        return
+    if schedule.cron is not None:
+        now = time.time()
+        assert next_cron_time(schedule.cron, now) > now
