@@ -171,6 +171,12 @@ class LogFile:
             if self.max_files == 1:
                 os.ftruncate(self._fd, 0)
             else:
+                # The oldest goes first, so that no rename lands on an existing file:
+                # ext4 (auto_da_alloc) flushes a file renamed over another one, which
+                # would make each rotation wait for the disk.
+                oldest = f"{self.path}.{self.max_files - 1}"
+                if os.path.lexists(oldest):
+                    os.unlink(oldest)
                 for n in range(self.max_files - 1, 1, -1):
                     older = f"{self.path}.{n - 1}"
                     if os.path.lexists(older):
