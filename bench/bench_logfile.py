@@ -81,9 +81,11 @@ def run_once(who: str, workdir: Path, writer: Path, payload: int) -> float:
         cfg = workdir / "services.yaml"
         config(cfg, log, writer, payload, who.endswith("+stdout"), mark)
         argv = [*UNSHARE, PYINIT, "-c", str(cfg)] if os.geteuid() == 0 else [PYINIT, "-c", str(cfg)]
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, timeout=DEADLINE, check=False)
+        proc = subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=DEADLINE, check=False
+        )
         if proc.returncode != 0:
-            raise SystemExit(f"{who}: pyinit exited {proc.returncode}")
+            raise SystemExit(f"{who}: pyinit exited {proc.returncode}: {proc.stderr.decode()}")
     end = time.monotonic()
     seconds = end - float(mark.read_text())
     check(who, workdir, payload)

@@ -103,15 +103,27 @@ class LogFile:
     # -- lines ---------------------------------------------------------------
     def write(self, body: bytes) -> None:
         stamp = self._timestamp()
-        out = stamp + body.replace(b"\n", b"\n" + stamp) + b"\n"
+        lines = body.replace(b"\n", b"\n" + stamp)
         if self._fd < 0:
             if self._retry_clock() < self._next_open or not self.open():
-                self.dropped_lines += out.count(b"\n")
+                self.dropped_lines += lines.count(b"\n") + 1
                 return
-        if self.max_size is not None and self._size + len(out) > self.max_size:
-            self._write_rotating(out, self.max_size)
+        size = len(stamp) + len(lines) + 1
+        if self.max_size is None or self._size + size <= self.max_size:
+            # The common case, in one call and without joining the parts (a copy).
+            try:
+                done = os.writev(self._fd, (stamp, lines, b"\n"))
+            except OSError:
+                done = 0  # _write below tries again and reports what it finds
+            if done == size:
+                self._size += done
+                self.written += done
+                if self._failing:
+                    self._recovered()
+                return
+            self._write(stamp + lines + b"\n", done)
         else:
-            self._write(out)
+            self._write_rotating(stamp + lines + b"\n", self.max_size)
 
     def _write_rotating(self, out: bytes, max_size: int) -> None:
         """Fill the file up to max_size with whole lines, rotate, go on."""
@@ -135,9 +147,9 @@ class LogFile:
                     self.dropped_lines += out.count(b"\n")
                 return
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self, data: bytes, done: int = 0) -> bool:
+        """Write ``data`` from offset ``done`` (the part before is in the file)."""
         start = self._size
-        done = 0
         try:
             while done < len(data):
                 done += os.write(self._fd, data[done:] if done else data)
@@ -151,10 +163,13 @@ class LogFile:
         self._size += done
         self.written += done
         if self._failing:
-            self._failing = False
-            lost = self.dropped_lines - self._dropped_before
-            self._report(f"log file {self.path}: writing again; {lost} lines were dropped")
+            self._recovered()
         return True
+
+    def _recovered(self) -> None:
+        self._failing = False
+        lost = self.dropped_lines - self._dropped_before
+        self._report(f"log file {self.path}: writing again; {lost} lines were dropped")
 
     def _cut_back(self, start: int, written: bytes) -> None:
         """Keep the whole lines of a short write; drop the piece of a line after them."""

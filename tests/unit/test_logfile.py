@@ -151,6 +151,7 @@ def test_full_disk_cuts_back_to_whole_lines(
         return n
 
     monkeypatch.setattr(logfile.os, "write", full_disk)
+    monkeypatch.setattr(logfile.os, "writev", lambda fd, parts: full_disk(fd, b"".join(parts)))
     log.write(b"second\nthird\nfourth")  # 3 lines of 31-32 bytes: one fits
     log.write(b"fifth")
     assert [line[25:] for line in lines_of(path)] == [b"first", b"second"]
