@@ -353,7 +353,7 @@ def format_jobs(snapshot: dict[str, Any]) -> str:
                 str(job.get("schedule") or "-"),
                 result or "never ran",
                 when(job.get("last_finished")),
-                when(job.get("next_run")),
+                "paused" if job.get("paused") else when(job.get("next_run")),
                 counts,
             ]
         )

@@ -109,6 +109,7 @@ class ServiceExtras:
             fields["job"] = {
                 "schedule": self.jobs.schedule(name),
                 "next_run": self.jobs.next_run(name),
+                "paused": name in self.jobs.paused,
                 "last_result": record.last_result,
                 "last_exit": record.last_exit,
                 "last_started": record.last_started,

@@ -69,6 +69,7 @@ class Jobs:
         self._wall = wall
         self._timers: dict[str, JobTimer] = {}
         self.records: dict[str, JobRecord] = {}
+        self.paused: set[str] = set()  # stopped by an operator: due times are skipped
 
     def add(self, name: str, schedule: Schedule) -> None:
         """Start timing ``name`` (again, after a reload: its history is kept)."""
@@ -84,6 +85,7 @@ class Jobs:
             timer.stop()
         if forget:
             self.records.pop(name, None)
+            self.paused.discard(name)
 
     def stop_all(self) -> None:
         for timer in self._timers.values():

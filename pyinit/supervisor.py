@@ -698,6 +698,7 @@ class Supervisor:
         if errors or self.shutting_down:
             return [], errors or ["pyinit is shutting down"]
         targets = self._with_running_dependants(names)
+        self.extras.jobs.paused.update(n for n in targets if n in self.extras.jobs)
         for name in targets:
             self.restart_set.discard(name)
             m = self.services[name].machine
@@ -714,6 +715,7 @@ class Supervisor:
         if errors or self.shutting_down:
             return [], errors or ["pyinit is shutting down"]
         started: list[str] = []
+        self.extras.jobs.paused.difference_update(names)
         for name in names:
             rt = self.services[name]
             if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
@@ -738,6 +740,7 @@ class Supervisor:
         if errors or self.shutting_down:
             return [], errors or ["pyinit is shutting down"]
         targets = self._with_running_dependants(names)
+        self.extras.jobs.paused.difference_update(targets)
         for name in targets:
             m = self.services[name].machine
             if m.state.alive:
@@ -883,14 +886,11 @@ class Supervisor:
         rt = self.services.get(name)
         if rt is None or self.shutting_down:
             return
-        m = rt.machine
-        due = when_due(m.state, Concurrency(rt.cfg.concurrency))
-        if due is Due.START and m.state is State.STOPPED and m.stop_requested:
-            if name not in self.restart_set:
-                self.extras.jobs.skipped(name)
-                self.log(f"{name}: run skipped: stopped by an operator (pyinit start resumes)")
-                return
-        if due is Due.SKIP:
+        due = when_due(rt.machine.state, Concurrency(rt.cfg.concurrency))
+        if name in self.extras.jobs.paused:
+            self.extras.jobs.skipped(name)
+            self.log(f"{name}: run skipped: stopped by an operator (pyinit start resumes)")
+        elif due is Due.SKIP:
             self.extras.jobs.skipped(name)
             self.log(f"{name}: run skipped: the previous run is still going (concurrency: forbid)")
         elif due is Due.REPLACE:

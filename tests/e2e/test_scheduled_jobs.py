@@ -210,3 +210,42 @@ def test_cron_next_run_uses_tz(cli: Runner, tmp_path: Path, env: dict[str, str])
     proc.signal(signal.SIGTERM)
     code, _, err = proc.finish()
     assert code == 0, err
+
+
+@pytest.mark.timeout(60)
+def test_reload_and_operator_stop(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
+    """A reload that changes the schedule takes effect at once; ``pyinit stop JOB``
+    pauses the schedule (due times are skipped, saying why) until ``pyinit start
+    JOB``, which runs it at once."""
+    runs = tmp_path / "runs"
+    text = """
+        services:
+          job:
+            type: oneshot
+            command: {command}
+            schedule: "{schedule}"
+          web:
+            command: {web}
+        """
+    values = {"command": argv(*sh(f"echo run >> {runs}")), "web": argv("sleep", "1000")}
+    config = write_config(tmp_path, text.format(schedule="@daily", **values))
+    proc = start(cli, config, env=env)
+    assert proc.err is not None
+    proc.err.expect(r"^pyinit: web: started")
+    assert not runs.exists()
+
+    write_config(tmp_path, text.format(schedule="@every 1s", **values))
+    ok(env, "reload")
+    wait_for_count(runs, 1)
+    assert status(env)["job"]["job"]["schedule"] == "@every 1s"
+
+    ok(env, "stop", "job")
+    proc.err.expect(r"^pyinit: job: run skipped: stopped by an operator \(pyinit start resumes\)")
+    assert status(env)["job"]["job"]["paused"] is True
+    assert "paused" in ok(env, "status")
+    count = len(runs.read_text().splitlines())
+    ok(env, "start", "job")
+    wait_for_count(runs, count + 2)  # at once, then on schedule again
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    assert code == 0, err
