@@ -86,3 +86,4 @@ def read_bytes(path: str, cap: int) -> bytes:
         raise UnsafeFile(exc.strerror or str(exc)) from None
     finally:
         os.close(fd)
+
