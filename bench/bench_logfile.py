@@ -14,7 +14,9 @@ One writer process prints ``--megabytes`` of 100-byte lines as fast as it can
 Throughput is the payload over the time from the writer's first write (it
 records CLOCK_MONOTONIC just before) to the end of the run (cat, or pyinit,
 exited: pyinit drains the pipes and writes everything before it exits), so
-pyinit's start-up is not counted. Every run's files are checked: all lines
+pyinit's start-up is not counted. The reader's CPU (cat's, or pyinit's) per MB
+is the run's children CPU time less the writer's own (it reports it): on a
+shared machine this says more than the wall-clock rate. Every run's files are checked: all lines
 arrived, each file holds whole lines only, none over max-size.
 
 Needs root (or another way to make PID namespaces). Standard library only.
@@ -50,6 +52,9 @@ out = sys.stdout.buffer
 for _ in range(n // len(block)):
     out.write(block)
 out.flush()
+with open(sys.argv[2] + ".cpu", "w") as cpu:  # its own CPU, to tell it from the reader's
+    times = os.times()
+    cpu.write(repr(times.user + times.system))
 """
 
 
@@ -63,11 +68,13 @@ def config(path: Path, log: Path, writer: Path, payload: int, stdout: bool, mark
     path.write_text(json.dumps({"services": {"writer": service}}))  # JSON is YAML
 
 
-def run_once(who: str, workdir: Path, writer: Path, payload: int) -> float:
+def run_once(who: str, workdir: Path, writer: Path, payload: int) -> tuple[float, float]:
+    """(MB/s, the reader's CPU ms per MB: cat's, or pyinit's with unshare's)."""
     for leftover in workdir.glob("out.log*"):
         leftover.unlink()
     log, mark = workdir / "out.log", workdir / "mark"
     mark.unlink(missing_ok=True)
+    before = os.times()
     if who == "cat":
         with open(log, "wb") as sink:
             argv = [PYTHON, str(writer), str(payload), str(mark)]
@@ -87,9 +94,14 @@ def run_once(who: str, workdir: Path, writer: Path, payload: int) -> float:
         if proc.returncode != 0:
             raise SystemExit(f"{who}: pyinit exited {proc.returncode}: {proc.stderr.decode()}")
     end = time.monotonic()
+    after = os.times()
+    children = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    reader_cpu = children - float(Path(f"{mark}.cpu").read_text())
     seconds = end - float(mark.read_text())
     check(who, workdir, payload)
-    return payload / seconds / 1e6
+    return payload / seconds / 1e6, reader_cpu * 1000 / (payload / 1e6)
 
 
 def check(who: str, workdir: Path, payload: int) -> None:
@@ -118,6 +130,7 @@ def main() -> None:
     payload = args.megabytes * 1_000_000
     whos = ["cat", "pyinit-file", "pyinit-file+stdout"]
     results: dict[str, list[float]] = {who: [] for who in whos}
+    cpu: dict[str, list[float]] = {who: [] for who in whos}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         workdir = Path(tmp)
         writer = workdir / "writer.py"
@@ -125,16 +138,22 @@ def main() -> None:
         for rnd in range(args.rounds):
             order = whos if rnd % 2 == 0 else list(reversed(whos))
             for who in order:
-                mb_s = run_once(who, workdir, writer, payload)
+                mb_s, ms_per_mb = run_once(who, workdir, writer, payload)
                 results[who].append(mb_s)
-                print(f"round {rnd + 1}/{args.rounds}: {who}: {mb_s:.0f} MB/s", file=sys.stderr)
+                cpu[who].append(ms_per_mb)
+                print(
+                    f"round {rnd + 1}/{args.rounds}: {who}: {mb_s:.0f} MB/s,"
+                    f" reader CPU {ms_per_mb:.2f} ms/MB",
+                    file=sys.stderr,
+                )
     cat = statistics.median(results["cat"])
     print(f"\n{args.megabytes} MB of 100-byte lines, {args.rounds} rounds, medians:\n")
-    print("| run | MB/s | x cat |")
-    print("|---|---:|---:|")
+    print("| run | MB/s | x cat | reader CPU (ms per MB) | MB/s per core of reader CPU |")
+    print("|---|---:|---:|---:|---:|")
     for who in whos:
         median = statistics.median(results[who])
-        print(f"| {who} | {median:.0f} | {median / cat:.2f} |")
+        ms = statistics.median(cpu[who])
+        print(f"| {who} | {median:.0f} | {median / cat:.2f} | {ms:.2f} | {1000 / ms:.0f} |")
 
 
 if __name__ == "__main__":
