@@ -40,6 +40,8 @@ def verdict(snapshot: Snapshot) -> list[str]:
         problems.append("pyinit is shutting down")
     for name, svc in snapshot.get("services", {}).items():
         state = svc.get("state")
+        if svc.get("job") is not None:
+            continue  # a scheduled job: its runs are in status and /metrics, not here
         if svc.get("type") == "oneshot":
             if state not in ("completed", "starting", "running"):
                 problems.append(f"{name}: {state}")
