@@ -13,7 +13,7 @@ import sys
 from pyinit import __version__
 from pyinit.errors import UsageError
 from pyinit.options import Option, parse
-from pyinit.signals import catchable_signals, job_stop_rewrites, parse_signal, signal_name
+from pyinit.signals import job_stop_rewrites, parse_signal, signal_name, waitable_signals
 from pyinit.signals import sigmod as signal
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
@@ -79,9 +79,9 @@ def parse_rewrite(text: str) -> tuple[int, int]:
         source_num, target_num = parse_signal(source), parse_signal(target, allow_zero=True)
     except ValueError as exc:
         raise UsageError(f"--rewrite {text}: {exc}") from None
-    if source_num not in catchable_signals() or source_num == signal.SIGCHLD:
-        # KILL and STOP never reach pyinit, CHLD is its own, the faults are left
-        # alone: a rule for them could never apply.
+    if source_num not in waitable_signals() or source_num == signal.SIGCHLD:
+        # KILL and STOP never reach pyinit and CHLD is its own: a rule for them
+        # could never apply. (A fault sent with kill is forwarded, so it may be.)
         raise UsageError(f"--rewrite {text}: pyinit never forwards {signal_name(source_num)}")
     return source_num, target_num
 
@@ -149,7 +149,7 @@ class _NativeArgs:
         self.log_format = value
 
     def set_http(self, value: str) -> None:
-        from pyinit.httpd import parse_address
+        from pyinit.addresses import parse_address
 
         try:
             parse_address(value)
@@ -218,8 +218,9 @@ def _wrapper_main(opts: _NativeArgs, command: list[str]) -> int:
         grace=opts.grace,
         suspend_on_job_control=not single_child,
         # pyinit's own write to a closed stderr raises SIGPIPE in pyinit; forwarding
-        # it would kill the app for pyinit's logging. (tini/dumb-init do forward it.)
-        ignored_signals=frozenset({signal.SIGPIPE}),
+        # it would kill the app for pyinit's logging (tini and dumb-init do). One
+        # sent with kill is forwarded.
+        drop_own_sigpipe=True,
         parent_death_signal=opts.death_signal,
         verbosity=opts.verbosity,
     )

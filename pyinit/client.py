@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
-from pyinit.control import DEFAULT_LOG_LINES, SOCKET_NAME, addressable, encode
 from pyinit.errors import UsageError
+from pyinit.protocol import DEFAULT_LOG_LINES, BodyCut, Unreachable, send
+from pyinit.snapshot import Snapshot, SnapshotError
 
 CONNECT_TIMEOUT = 10.0  # for everything but ``wait``, which gets its own timeout on top
 # A reload is answered once its load is over, within configload.LOAD_TIMEOUT (not
 # imported: it would import PyYAML).
 RELOAD_TIMEOUT = 120.0 + CONNECT_TIMEOUT
 DEFAULT_WAIT = 60.0
-MAX_ANSWER = 64 * 1024 * 1024
 
 USAGE = """\
 Usage: pyinit status [--json]              the services: state, pid, uptime, restarts, ...
@@ -40,10 +40,6 @@ They talk to a running pyinit over $PYINIT_SOCKET, else control.sock in
 $PYINIT_RUNTIME_DIR (default /run/pyinit, or /tmp/pyinit-UID). Exit status:
 0 done, 1 the operation failed, 2 bad usage or pyinit not reachable.
 """
-
-
-class Unreachable(Exception):
-    """No answer from pyinit; the message names the socket path."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +63,16 @@ def _take_value(args: list[str], i: int, flag: str) -> tuple[str, int]:
     return args[i + 1], i + 2
 
 
-def parse_client_args(cmd: str, args: list[str]) -> ClientCommand:
-    """``pyinit CMD ARGS`` -> the request. Options may come before or after names."""
-    flags: dict[str, str | None] = {}
+Flags = dict[str, str | None]
+VALUED = {"--timeout": "timeout", "-n": "lines", "--lines": "lines"}
+PLAIN = {"--json": "json", "--ready": "ready"}
+ALLOWED = {"status": {"json"}, "wait": {"ready", "timeout"}, "logs": {"lines"}}
+
+
+def _scan(cmd: str, args: list[str]) -> tuple[Flags, list[str]]:
+    """(options, operands); options may come before or after the operands."""
+    flags: Flags = {}
     operands: list[str] = []
-    valued = {"--timeout": "timeout", "-n": "lines", "--lines": "lines"}
-    plain = {"--json": "json", "--ready": "ready"}
     i = 0
     while i < len(args):
         arg = args[i]
@@ -80,76 +80,20 @@ def parse_client_args(cmd: str, args: list[str]) -> ClientCommand:
         if arg == "--":
             operands.extend(args[i + 1 :])
             break
-        if arg.startswith("-") and arg != "-":
-            if key in valued:
-                value, i = _take_value(args, i, key)
-                flags[valued[key]] = value
-                continue
-            if arg in plain:
-                flags[plain[arg]] = None
-                i += 1
-                continue
+        if not arg.startswith("-") or arg == "-":
+            operands.append(arg)
+            i += 1
+        elif key in VALUED:
+            flags[VALUED[key]], i = _take_value(args, i, key)
+        elif arg in PLAIN:
+            flags[PLAIN[arg]] = None
+            i += 1
+        else:
             raise UsageError(f"pyinit {cmd}: unknown option {arg!r}")
-        operands.append(arg)
-        i += 1
-    allowed = {
-        "status": {"json"},
-        "wait": {"ready", "timeout"},
-        "logs": {"lines"},
-    }.get(cmd, set())
     for key in flags:
-        if key not in allowed:
+        if key not in ALLOWED.get(cmd, set()):
             raise UsageError(f"pyinit {cmd}: option '{key}' does not apply")
-
-    if cmd == "status":
-        _no_operands(cmd, operands)
-        return ClientCommand({"cmd": "status"}, json_output="json" in flags)
-    if cmd in ("reload", "health"):
-        _no_operands(cmd, operands)
-        timeout = RELOAD_TIMEOUT if cmd == "reload" else CONNECT_TIMEOUT
-        return ClientCommand({"cmd": cmd}, timeout=timeout)
-    if cmd in ("start", "stop", "restart"):
-        if not operands:
-            raise UsageError(f"pyinit {cmd}: name at least one service")
-        return ClientCommand({"cmd": cmd, "services": operands}, names=operands)
-    if cmd == "signal":
-        from pyinit.signals import parse_signal
-
-        if len(operands) < 2:
-            raise UsageError("pyinit signal: expected SIG NAME... (e.g. pyinit signal HUP web)")
-        try:
-            parse_signal(operands[0])
-        except ValueError as exc:
-            raise UsageError(f"pyinit signal: {exc}") from None
-        request: dict[str, Any] = {"cmd": "signal", "signal": operands[0], "services": operands[1:]}
-        return ClientCommand(request, names=operands[1:])
-    if cmd == "logs":
-        if len(operands) != 1:
-            raise UsageError("pyinit logs: expected one service name")
-        raw = flags.get("lines")
-        lines = DEFAULT_LOG_LINES
-        if raw is not None:
-            if not raw.isdigit():
-                raise UsageError(f"pyinit logs: -n expects a number of lines; got {raw!r}")
-            lines = int(raw)
-        return ClientCommand({"cmd": "logs", "service": operands[0], "lines": lines})
-    if cmd == "wait":
-        if "ready" not in flags:
-            raise UsageError("pyinit wait: expected --ready NAME...")
-        if not operands:
-            raise UsageError("pyinit wait: name at least one service")
-        timeout = DEFAULT_WAIT
-        raw = flags.get("timeout")
-        if raw is not None:
-            from pyinit.durations import parse_duration
-
-            try:
-                timeout = parse_duration(raw)
-            except ValueError as exc:
-                raise UsageError(f"pyinit wait: --timeout: {exc}") from None
-        request = {"cmd": "wait", "services": operands, "timeout": timeout}
-        return ClientCommand(request, timeout=timeout + CONNECT_TIMEOUT, names=operands)
-    raise UsageError(f"unknown command {cmd!r}")
+    return flags, operands
 
 
 def _no_operands(cmd: str, operands: list[str]) -> None:
@@ -157,124 +101,86 @@ def _no_operands(cmd: str, operands: list[str]) -> None:
         raise UsageError(f"pyinit {cmd}: unexpected argument {operands[0]!r}")
 
 
-# -- talking to pyinit ------------------------------------------------------------
+def _status(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    _no_operands(cmd, operands)
+    return ClientCommand({"cmd": "status"}, json_output="json" in flags)
 
 
-def socket_path() -> str:
-    """Where pyinit listens, as the server decides it, without creating anything.
-
-    $PYINIT_SOCKET; else control.sock in $PYINIT_RUNTIME_DIR; else the first of
-    /run/pyinit and /tmp/pyinit-UID (ours, then root's) that holds one.
-    """
-    explicit = os.environ.get("PYINIT_SOCKET")
-    if explicit:
-        return explicit
-    directory = os.environ.get("PYINIT_RUNTIME_DIR")
-    if directory:
-        return os.path.join(directory, SOCKET_NAME)
-    candidates = [
-        os.path.join(d, SOCKET_NAME)
-        for d in dict.fromkeys(["/run/pyinit", f"/tmp/pyinit-{os.getuid()}", "/tmp/pyinit-0"])
-    ]
-    for path in candidates:
-        if os.path.exists(path):
-            return path
-    return candidates[0]
+def _bare(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    _no_operands(cmd, operands)
+    timeout = RELOAD_TIMEOUT if cmd == "reload" else CONNECT_TIMEOUT
+    return ClientCommand({"cmd": cmd}, timeout=timeout)
 
 
-class BodyCut(Exception):
-    """The reader of a ``logs`` answer's lines went away (a closed pipe)."""
+def _named(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    if not operands:
+        raise UsageError(f"pyinit {cmd}: name at least one service")
+    return ClientCommand({"cmd": cmd, "services": operands}, names=operands)
 
 
-def send(
-    request: dict[str, Any], timeout: float = CONNECT_TIMEOUT, body: BinaryIO | None = None
-) -> dict[str, Any]:
-    """One request, one answer. Raises Unreachable naming the socket.
+def _signal(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    from pyinit.signals import parse_signal
 
-    An answer with ``"bytes": M`` (``logs``) is followed by M raw bytes: they are
-    copied to ``body`` as they arrive, never held whole.
-    """
-    path = socket_path()
+    if len(operands) < 2:
+        raise UsageError("pyinit signal: expected SIG NAME... (e.g. pyinit signal HUP web)")
     try:
-        address, dir_fd = addressable(path)
-    except OSError as exc:
-        raise Unreachable(f"cannot reach pyinit at {path}: {exc.strerror or exc}") from None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(address)
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            raise Unreachable(f"cannot reach pyinit at {path}: {why}") from None
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-        try:
-            sock.sendall(encode(request))
-        except OSError:
-            pass  # refused before it read the request: the answer says why
-        data = b""
-        try:
-            while b"\n" not in data and len(data) < MAX_ANSWER:
-                chunk = sock.recv(1024 * 1024)
-                if not chunk:
-                    break
-                data += chunk
-        except TimeoutError:
-            raise Unreachable(f"no answer from pyinit at {path} within {timeout:g}s") from None
-        except OSError as exc:
-            if b"\n" not in data:
-                raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
-        head, _, rest = data.partition(b"\n")
-        answer = _parse_answer(head, path)
-        size = answer.get("bytes")
-        if body is not None and answer.get("ok") and isinstance(size, int):
-            _copy_body(sock, rest, size, body, path, timeout)
-    finally:
-        sock.close()
-    return answer
+        parse_signal(operands[0])
+    except ValueError as exc:
+        raise UsageError(f"pyinit signal: {exc}") from None
+    request: dict[str, Any] = {"cmd": "signal", "signal": operands[0], "services": operands[1:]}
+    return ClientCommand(request, names=operands[1:])
 
 
-def _parse_answer(head: bytes, path: str) -> dict[str, Any]:
-    try:
-        answer = json.loads(head)
-    except ValueError:
-        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})") from None
-    if not isinstance(answer, dict):
-        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})")
-    if answer.get("ok") is False and answer.get("error") == "permission denied":
-        raise Unreachable(f"pyinit at {path}: permission denied (root or pyinit's own user only)")
-    return answer
+def _logs(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    if len(operands) != 1:
+        raise UsageError("pyinit logs: expected one service name")
+    raw = flags.get("lines")
+    lines = DEFAULT_LOG_LINES
+    if raw is not None:
+        if not raw.isdigit():
+            raise UsageError(f"pyinit logs: -n expects a number of lines; got {raw!r}")
+        lines = int(raw)
+    return ClientCommand({"cmd": "logs", "service": operands[0], "lines": lines})
 
 
-def _copy_body(
-    sock: socket.socket, first: bytes, size: int, body: BinaryIO, path: str, timeout: float
-) -> None:
-    """The ``size`` bytes after the answer line, ``first`` of them already read, to ``body``."""
-    got = 0
-    chunk = first
-    while True:
-        chunk = chunk[: size - got]
+def _wait(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    if "ready" not in flags:
+        raise UsageError("pyinit wait: expected --ready NAME...")
+    if not operands:
+        raise UsageError("pyinit wait: name at least one service")
+    timeout = DEFAULT_WAIT
+    raw = flags.get("timeout")
+    if raw is not None:
+        from pyinit.durations import parse_duration
+
         try:
-            body.write(chunk)
-        except OSError:
-            raise BodyCut from None
-        got += len(chunk)
-        if got >= size:
-            break
-        try:
-            chunk = sock.recv(1024 * 1024)
-        except TimeoutError:
-            raise Unreachable(f"pyinit at {path}: the answer stalled for {timeout:g}s") from None
-        except OSError as exc:
-            raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
-        if not chunk:
-            raise Unreachable(f"pyinit at {path}: the answer ended after {got} of {size} bytes")
-    try:
-        body.flush()
-    except OSError:
-        raise BodyCut from None
+            timeout = parse_duration(raw)
+        except ValueError as exc:
+            raise UsageError(f"pyinit wait: --timeout: {exc}") from None
+    request = {"cmd": "wait", "services": operands, "timeout": timeout}
+    return ClientCommand(request, timeout=timeout + CONNECT_TIMEOUT, names=operands)
+
+
+COMMANDS: dict[str, Callable[[str, Flags, list[str]], ClientCommand]] = {
+    "status": _status,
+    "reload": _bare,
+    "health": _bare,
+    "start": _named,
+    "stop": _named,
+    "restart": _named,
+    "signal": _signal,
+    "logs": _logs,
+    "wait": _wait,
+}
+
+
+def parse_client_args(cmd: str, args: list[str]) -> ClientCommand:
+    """``pyinit CMD ARGS`` -> the request. Options may come before or after names."""
+    flags, operands = _scan(cmd, args)
+    build = COMMANDS.get(cmd)
+    if build is None:
+        raise UsageError(f"unknown command {cmd!r}")
+    return build(cmd, flags, operands)
 
 
 # -- showing answers ------------------------------------------------------------------
@@ -296,22 +202,20 @@ def format_uptime(seconds: float | None) -> str:
 STATUS_COLUMNS = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH", "LAST EXIT")
 
 
-def format_status(snapshot: dict[str, Any]) -> str:
+def format_status(snapshot: Snapshot) -> str:
     """A table like ``docker compose ps``: one row per service, in config order."""
     rows = [list(STATUS_COLUMNS)]
-    for name, svc in snapshot.get("services", {}).items():
-        state = str(svc.get("state", "?"))
-        last = svc.get("last_exit")
+    for name, svc in snapshot.services.items():
         rows.append(
             [
                 name,
-                state,
-                str(svc["pid"]) if svc.get("pid") is not None else "-",
-                format_uptime(svc.get("uptime")),
-                str(svc.get("restarts", 0)),
-                "yes" if svc.get("ready") else "no",
-                str(svc.get("health") or "-"),
-                str(last) if last is not None else "-",
+                svc.state.value,
+                str(svc.pid) if svc.pid is not None else "-",
+                format_uptime(svc.uptime),
+                str(svc.restarts),
+                "yes" if svc.ready else "no",
+                svc.health or "-",
+                str(svc.last_exit) if svc.last_exit is not None else "-",
             ]
         )
     return _table(rows) + format_jobs(snapshot)
@@ -328,39 +232,31 @@ def _table(rows: list[list[str]]) -> str:
 JOB_COLUMNS = ("JOB", "SCHEDULE", "LAST RUN", "FINISHED", "NEXT RUN", "RUNS OK/FAILED/SKIPPED")
 
 
-def format_jobs(snapshot: dict[str, Any]) -> str:
+def format_jobs(snapshot: Snapshot) -> str:
     """Scheduled jobs under the table: last result, next run (local time, TZ)."""
     import time
 
-    def when(epoch: object) -> str:
-        if not isinstance(epoch, int | float):
-            return "-"
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    def when(epoch: float | None) -> str:
+        return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
     rows = [list(JOB_COLUMNS)]
-    for name, svc in snapshot.get("services", {}).items():
-        job = svc.get("job")
-        if not isinstance(job, dict):
+    for name, svc in snapshot.services.items():
+        job = svc.job
+        if job is None:
             continue
-        result = job.get("last_result")
-        if result is not None and job.get("last_exit") is not None:
-            result = f"{result} (exit {job['last_exit']})"
-        runs = job.get("runs") or {}
-        counts = "/".join(str(runs.get(k, 0)) for k in ("success", "failure", "skipped"))
-        rows.append(
-            [
-                name,
-                str(job.get("schedule") or "-"),
-                result or "never ran",
-                when(job.get("last_finished")),
-                "paused" if job.get("paused") else when(job.get("next_run")),
-                counts,
-            ]
-        )
+        result = job.last_result or "never ran"
+        if job.last_result is not None and job.last_exit is not None:
+            result = f"{result} (exit {job.last_exit})"
+        counts = "/".join(str(job.runs.get(k, 0)) for k in ("success", "failure", "skipped"))
+        next_run = "paused" if job.paused else when(job.next_run)
+        rows.append([name, job.schedule, result, when(job.last_finished), next_run, counts])
     return "\n" + _table(rows) if len(rows) > 1 else ""
 
 
-def _errors(answer: dict[str, Any]) -> int:
+Answer = dict[str, Any]
+
+
+def _errors(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
     for message in answer.get("errors", []):
         sys.stderr.write(f"pyinit: {message}\n")
     if answer.get("error"):
@@ -368,59 +264,86 @@ def _errors(answer: dict[str, Any]) -> int:
     return 1
 
 
+def _show_status(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    status = answer.get("status", {})
+    if parsed.json_output:  # the server's JSON as it came: its keys are a contract
+        sys.stdout.write(json.dumps(status, indent=2) + "\n")
+        return 0
+    try:
+        table = format_status(Snapshot.from_json(status))
+    except SnapshotError as exc:
+        sys.stderr.write(f"pyinit: not a status answer: {exc}\n")
+        return 2
+    sys.stdout.write(table)
+    return 0
+
+
 VERBS = {"start": "starting", "stop": "stopping", "restart": "restarting", "signal": "signalled"}
 
 
-def show(cmd: str, parsed: ClientCommand, answer: dict[str, Any]) -> int:
-    """Print ``answer`` for ``cmd``; the exit code."""
-    out = sys.stdout
-    if cmd == "status":
-        if not answer.get("ok"):
-            return _errors(answer)
-        status = answer.get("status", {})
-        out.write(
-            json.dumps(status, indent=2) + "\n" if parsed.json_output else format_status(status)
-        )
+def _show_done(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    done = answer.get("done", [])
+    if done:
+        sys.stdout.write(f"{VERBS[cmd]}: {', '.join(done)}\n")
+    return 0 if answer.get("ok") else _errors(cmd, parsed, answer)
+
+
+def _show_reload(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    ok = bool(answer.get("ok"))
+    stream = sys.stdout if ok else sys.stderr
+    for message in answer.get("messages", []):
+        stream.write(f"{'reload: ' if ok else 'pyinit: '}{message}\n")
+    if ok:
         return 0
-    if cmd in VERBS:
-        done = answer.get("done", [])
-        if done:
-            out.write(f"{VERBS[cmd]}: {', '.join(done)}\n")
-        return 0 if answer.get("ok") else _errors(answer)
-    if cmd == "reload":
-        stream = out if answer.get("ok") else sys.stderr
-        for message in answer.get("messages", []):
-            stream.write(f"{'reload: ' if answer.get('ok') else 'pyinit: '}{message}\n")
-        if answer.get("ok"):
-            return 0
-        if "error" in answer:
-            return _errors(answer)
-        sys.stderr.write("pyinit: reload refused; the running configuration is kept\n")
+    if "error" in answer:
+        return _errors(cmd, parsed, answer)
+    sys.stderr.write("pyinit: reload refused; the running configuration is kept\n")
+    return 1
+
+
+def _show_logs(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    lines = answer.get("lines")
+    if isinstance(lines, list):  # an older pyinit: the lines as text in the answer
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0  # the lines themselves went to stdout as they came (send)
+
+
+def _show_wait(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    sys.stdout.write(f"ready: {', '.join(parsed.names)}\n")
+    return 0
+
+
+def _show_health(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    problems = answer.get("problems", [])
+    for problem in problems:
+        sys.stdout.write(f"unhealthy: {problem}\n")
+    if problems or not answer.get("healthy"):
         return 1
-    if cmd == "logs":
-        if not answer.get("ok"):
-            return _errors(answer)
-        lines = answer.get("lines")
-        if isinstance(lines, list):  # an older pyinit: the lines as text in the answer
-            out.write("".join(f"{line}\n" for line in lines))
-        return 0  # the lines themselves went to stdout as they came (send)
-    if cmd == "wait":
-        if answer.get("ok"):
-            out.write(f"ready: {', '.join(parsed.names)}\n")
-            return 0
-        return _errors(answer)
-    if cmd == "health":
-        if not answer.get("ok"):
-            return _errors(answer)
-        problems = answer.get("problems", [])
-        for problem in problems:
-            out.write(f"unhealthy: {problem}\n")
-        if problems or not answer.get("healthy"):
-            return 1
-        count = int(answer.get("services", 0))
-        out.write(f"healthy: {count} service{'s' if count != 1 else ''}\n")
-        return 0
-    return _errors(answer)
+    count = int(answer.get("services", 0))
+    sys.stdout.write(f"healthy: {count} service{'s' if count != 1 else ''}\n")
+    return 0
+
+
+# How each command shows an answer with "ok": true (and the two that show any).
+SHOW: dict[str, Callable[[str, ClientCommand, Answer], int]] = {
+    "status": _show_status,
+    "start": _show_done,
+    "stop": _show_done,
+    "restart": _show_done,
+    "signal": _show_done,
+    "reload": _show_reload,
+    "logs": _show_logs,
+    "wait": _show_wait,
+    "health": _show_health,
+}
+SHOWS_FAILURES = ("start", "stop", "restart", "signal", "reload")
+
+
+def show(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    """Print ``answer`` for ``cmd``; the exit code."""
+    if not answer.get("ok") and cmd not in SHOWS_FAILURES:
+        return _errors(cmd, parsed, answer)
+    return SHOW.get(cmd, _errors)(cmd, parsed, answer)
 
 
 def client_main(cmd: str, args: list[str]) -> int:

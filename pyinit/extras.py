@@ -7,13 +7,13 @@ service stays the supervisor's to decide (``on_due``, ``on_change``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from pyinit.config import ServiceConfig
+from pyinit.config.model import ServiceConfig
 from pyinit.jobs import Jobs
 from pyinit.logfile import LogFile
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
+from pyinit.snapshot import JobSnapshot, LogFileSnapshot
 from pyinit.watch import Watcher
 
 
@@ -60,6 +60,7 @@ class ServiceExtras:
                 cfg.watch,
                 lambda paths: self._on_change(name, paths),
                 lambda message: self._log(f"{name}: {message}"),
+                clock=self._loop.now,
             )
             self.watchers[name] = watcher
             watcher.start()
@@ -101,31 +102,28 @@ class ServiceExtras:
         for sink in self.files.values():
             sink.close()
 
-    def status(self, name: str) -> dict[str, Any]:
-        """The snapshot's fields for one service: its job and its log file, if any."""
-        fields: dict[str, Any] = {}
-        if name in self.jobs:
-            record = self.jobs.records[name]
-            fields["job"] = {
-                "schedule": self.jobs.schedule(name),
-                "next_run": self.jobs.next_run(name),
-                "paused": name in self.jobs.paused,
-                "last_result": record.last_result,
-                "last_exit": record.last_exit,
-                "last_started": record.last_started,
-                "last_finished": record.last_finished,
-                "last_success": record.last_success,
-                "runs": dict(record.runs),
-            }
+    def job_snapshot(self, name: str) -> JobSnapshot | None:
+        """What status and /metrics show of a scheduled job; None for other services."""
+        if name not in self.jobs:
+            return None
+        record = self.jobs.records[name]
+        return JobSnapshot(
+            schedule=self.jobs.schedule(name) or "",
+            next_run=self.jobs.next_run(name),
+            paused=name in self.jobs.paused,
+            last_result=record.last_result,
+            last_exit=record.last_exit,
+            last_started=record.last_started,
+            last_finished=record.last_finished,
+            last_success=record.last_success,
+            runs=dict(record.runs),
+        )
+
+    def log_file_snapshot(self, name: str) -> LogFileSnapshot | None:
         sink = self.files.get(name)
-        if sink is not None:
-            fields["log_file"] = {
-                "path": sink.path,
-                "errors": sink.errors,
-                "dropped_lines": sink.dropped_lines,
-                "rotations": sink.rotations,
-            }
-        return fields
+        if sink is None:
+            return None
+        return LogFileSnapshot(sink.path, sink.errors, sink.dropped_lines, sink.rotations)
 
 
 def _same_file(old: ServiceConfig, new: ServiceConfig) -> bool:

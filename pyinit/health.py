@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import Enum
 from urllib.parse import urlsplit
 
-from pyinit.config import HealthCheck, Probe
+from pyinit.config.model import HealthCheck, Probe
 from pyinit.loop import EventLoop, Timer
 from pyinit.reaper import ExitStatus
 from pyinit.spawn import SpawnError, SpawnSpec, spawn

@@ -3,11 +3,11 @@
 A deliberately tiny HTTP/1.0 server: read the request line and headers, answer,
 close. ``http.server`` and ``socketserver`` block on every read and write (or
 need threads), and PID 1 must never wait on a client, so every socket here is
-non-blocking and driven by the loop. A slow or hostile client costs at most one
-of ``MAX_CONNECTIONS`` slots for ``DEADLINE`` seconds: its request is capped at
-``MAX_REQUEST`` bytes, its deadline is a loop timer, a response it does not read
-is dropped at that deadline, and when every slot is taken the oldest connection
-is closed to make room for the new one.
+non-blocking and driven by the loop (netserve.Server). A slow or hostile client
+costs at most one of ``MAX_CONNECTIONS`` slots for ``DEADLINE`` seconds: its
+request is capped at ``MAX_REQUEST`` bytes, its deadline is a loop timer, a
+response it does not read is dropped at that deadline, and when every slot is
+taken the oldest connection is closed to make room for the new one.
 
 The endpoints read the supervisor's snapshot (``Supervisor.snapshot()``), so
 they say exactly what ``pyinit health`` says (``status.verdict``).
@@ -23,14 +23,15 @@ import time
 from collections.abc import Callable, Collection
 from http import HTTPStatus
 
-from pyinit.loop import EventLoop, Timer
-from pyinit.status import Snapshot, verdict
+from pyinit.addresses import parse_address
+from pyinit.loop import EventLoop
+from pyinit.netserve import Connection, Server
+from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
+from pyinit.status import verdict
 
 MAX_REQUEST = 8192  # request line + headers
 DEADLINE = 5.0  # seconds a connection may live, from accept to the last byte written
 MAX_CONNECTIONS = 64
-ACCEPT_BATCH = 16  # accepts per wake-up, so a flood cannot starve the reaper
-ACCEPT_PAUSE = 0.1  # out of file descriptors: stop accepting for this long
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -47,38 +48,6 @@ class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-# -- addresses ---------------------------------------------------------------------
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``[host]:port`` -> (host, port); host ``""`` means every interface.
-
-    Accepts ``:9000``, ``127.0.0.1:9000``, ``localhost:9000``, ``[::1]:9000`` and
-    ``[::]:9000``. Raises ValueError with a message for the user.
-    """
-    raw = text.strip()
-    example = "expected [host]:port such as ':9000', '127.0.0.1:9000' or '[::1]:9000'"
-    if raw.startswith("["):
-        close = raw.find("]")
-        if close < 0 or raw[close + 1 : close + 2] != ":":
-            raise ValueError(f"{example}; got {text!r}")
-        host, port_text = raw[1:close], raw[close + 2 :]
-        if not host:
-            raise ValueError(f"{example}; got {text!r} (empty IPv6 address)")
-    else:
-        host, sep, port_text = raw.rpartition(":")
-        if not sep:
-            hint = f" (did you mean ':{raw}'?)" if raw.isdigit() else ""
-            raise ValueError(f"{example}; got {text!r}{hint}")
-        if ":" in host:
-            raise ValueError(f"{example}; got {text!r} (write an IPv6 address in brackets)")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"the port must be a number from 1 to 65535; got {port_text!r}")
-    if any(c.isspace() for c in host):
-        raise ValueError(f"{example}; got {text!r}")
-    return host, int(port_text)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -165,144 +134,58 @@ def render_response(status: int, content_type: str, body: bytes, head_only: bool
 # -- the server ----------------------------------------------------------------------
 
 
-class _Connection:
-    """One client: read the head, answer once, close; all of it within DEADLINE."""
-
-    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.inbuf = bytearray()
-        self.outbuf = b""
-        self.closed = False
-        self.timer: Timer = server.loop.call_later(DEADLINE, self.close)
-        server.loop.add_reader(self.fd, self.on_readable)
-
-    def on_readable(self) -> None:
-        try:
-            data = self.sock.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if not data:
-            self.close()  # gone before finishing its request: nobody to answer
-            return
-        self.inbuf += data
-        end = _head_end(self.inbuf)
-        if end < 0 and len(self.inbuf) <= MAX_REQUEST:
-            return
-        self.server.loop.remove_reader(self.fd)
-        if end < 0 or end > MAX_REQUEST:
-            self.respond(431, TEXT, b"request header fields too large\n")
-            return
-        try:
-            method, path = parse_request(bytes(self.inbuf[:end]))
-        except BadRequest as exc:
-            self.respond(exc.status, TEXT, f"{exc}\n".encode())
-            return
-        try:
-            status, content_type, body = self.server.handler(method, path)
-        except Exception as exc:  # a bug in an endpoint must not take PID 1 down
-            self.server.log(f"http: internal error serving {method} {path}: {exc!r}")
-            self.close()
-            return
-        self.respond(status, content_type, body, head_only=method == "HEAD")
-
-    def respond(self, status: int, content_type: str, body: bytes, head_only: bool = False) -> None:
-        self.outbuf = render_response(status, content_type, body, head_only)
-        self.on_writable()
-        if not self.closed:
-            self.server.loop.add_writer(self.fd, self.on_writable)
-
-    def on_writable(self) -> None:
-        try:
-            sent = self.sock.send(self.outbuf)
-        except (BlockingIOError, InterruptedError):
-            return  # the socket buffer is full: wait for room, until the deadline
-        except OSError:
-            self.close()
-            return
-        self.outbuf = self.outbuf[sent:]
-        if not self.outbuf:
-            self.close()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.timer.cancel()
-        loop = self.server.loop
-        loop.remove_reader(self.fd)
-        loop.remove_writer(self.fd)
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-            # Unread request bytes would make close() send a RST, which can
-            # destroy the response before the client read it; take what is there.
-            for _ in range(16):
-                if not self.sock.recv(65536):
-                    break
-        except OSError:
-            pass
-        self.sock.close()
-        self.server.connections.pop(self, None)
-
-
-class HttpServer:
+class HttpServer(Server[Connection]):
     """Accepts connections on ``sock`` and answers each with ``handler(method, path)``."""
 
+    label = "http"
+    max_connections = MAX_CONNECTIONS
+    max_request = MAX_REQUEST
+    recv_size = 4096
+    request_timeout = DEADLINE  # and no answer_timeout: the deadline is the whole life's
+
     def __init__(self, loop: EventLoop, sock: socket.socket, handler: Handler, log: Log) -> None:
-        self.loop = loop
-        self.sock = sock
         self.handler = handler
-        self.log = log
-        self.connections: dict[_Connection, None] = {}  # oldest first
-        self._paused: Timer | None = None
-        self.closed = False
-        loop.add_reader(sock.fileno(), self._on_accept)
+        super().__init__(loop, sock, log)
 
     @property
     def address(self) -> tuple[str, int]:
         host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
 
-    def _on_accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                client, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # The listener stays readable while the backlog is full: without
-                    # a pause the loop would spin. Resume on a timer.
-                    self.log(f"http: cannot accept ({exc.strerror}); pausing", 1)
-                    self.loop.remove_reader(self.sock.fileno())
-                    self._paused = self.loop.call_later(ACCEPT_PAUSE, self._resume)
-                return  # ECONNABORTED and friends: that client is gone
-            client.setblocking(False)
-            if len(self.connections) >= MAX_CONNECTIONS:
-                # Full: the oldest connection makes room. Clients that hold
-                # connections open cannot lock the probes out; they only churn.
-                next(iter(self.connections)).close()
-            self.connections[_Connection(self, client)] = None
+    def connection(self, sock: socket.socket) -> Connection:
+        return Connection(sock)
 
-    def _resume(self) -> None:
-        self._paused = None
-        if not self.closed:
-            self.loop.add_reader(self.sock.fileno(), self._on_accept)
+    def evictable(self, conn: Connection) -> bool:
+        # Nothing is promised over HTTP: a probe or a scrape asks again. When every
+        # slot is taken the oldest connection makes room, so clients that hold
+        # connections open cannot lock the probes out; they only churn.
+        return True
 
-    def close(self) -> None:
-        if self.closed:
+    def request_end(self, buf: bytearray) -> int:
+        return _head_end(buf)
+
+    def on_too_large(self, conn: Connection) -> None:
+        self.respond(conn, 431, TEXT, b"request header fields too large\n")
+
+    def on_request(self, conn: Connection, head: bytes) -> None:
+        self.stop_reading(conn)  # a second, pipelined request goes with the connection
+        try:
+            method, path = parse_request(head)
+        except BadRequest as exc:
+            self.respond(conn, exc.status, TEXT, f"{exc}\n".encode())
             return
-        self.closed = True
-        if self._paused is not None:
-            self._paused.cancel()
-        self.loop.remove_reader(self.sock.fileno())
-        for conn in list(self.connections):
-            conn.close()
-        self.sock.close()
+        try:
+            status, content_type, body = self.handler(method, path)
+        except Exception as exc:  # a bug in an endpoint must not take PID 1 down
+            self.log(f"http: internal error serving {method} {path}: {exc!r}")
+            self.drop(conn)
+            return
+        self.respond(conn, status, content_type, body, head_only=method == "HEAD")
+
+    def respond(
+        self, conn: Connection, status: int, content_type: str, body: bytes, head_only: bool = False
+    ) -> None:
+        self.send(conn, render_response(status, content_type, body, head_only))
 
 
 def serve(
@@ -368,34 +251,22 @@ class Endpoints:
         return 200, PROMETHEUS, render_metrics(self.snapshot(), self.clock()).encode()
 
     def status(self) -> Response:
-        return 200, JSON, (json.dumps(self.snapshot(), indent=1, sort_keys=True) + "\n").encode()
+        text = json.dumps(self.snapshot().to_json(), indent=1, sort_keys=True)
+        return 200, JSON, (text + "\n").encode()
 
 
 def liveness(snapshot: Snapshot, critical: Collection[str]) -> list[str]:
     """Why pyinit is not alive in the orchestrator's sense: a critical service failed.
     (If pyinit itself were stuck, nobody would answer the probe at all.)"""
     problems = []
-    for name, svc in snapshot.get("services", {}).items():
-        if name in critical and svc.get("state") == "failed":
-            reason = f" ({svc['reason']})" if svc.get("reason") else ""
+    for name, svc in snapshot.services.items():
+        if name in critical and svc.state is ServiceState.FAILED:
+            reason = f" ({svc.reason})" if svc.reason else ""
             problems.append(f"critical service {name} failed{reason}")
     return problems
 
 
 # -- Prometheus text format 0.0.4 ------------------------------------------------------
-
-SERVICE_STATES = (
-    "pending",
-    "starting",
-    "running",
-    "stopping",
-    "backoff",
-    "stopped",
-    "exited",
-    "completed",
-    "failed",
-)
-ALIVE_STATES = ("starting", "running", "stopping")
 
 
 def escape_label(value: str) -> str:
@@ -465,20 +336,19 @@ class _ExtraFamilies:
             "Lines of the service that could not be written to its log file.",
         )
 
-    def add(self, name: str, svc: dict[str, object]) -> None:
+    def add(self, name: str, svc: ServiceSnapshot) -> None:
         labels = {"service": name}
-        job = svc.get("job")
-        if isinstance(job, dict):  # shapes: pyinit/extras.py status()
-            if job.get("last_success") is not None:
-                self.last_success.add(labels, round(float(job["last_success"]), 3))
-            for result, count in (job.get("runs") or {}).items():
-                self.runs.add({"service": name, "result": result}, int(count))
-            if job.get("next_run") is not None:
-                self.next_run.add(labels, round(float(job["next_run"]), 3))
-        sink = svc.get("log_file")
-        if isinstance(sink, dict):
-            self.file_errors.add(labels, int(sink.get("errors", 0)))
-            self.file_dropped.add(labels, int(sink.get("dropped_lines", 0)))
+        job = svc.job
+        if job is not None:
+            if job.last_success is not None:
+                self.last_success.add(labels, round(job.last_success, 3))
+            for result, count in job.runs.items():
+                self.runs.add({"service": name, "result": result}, count)
+            if job.next_run is not None:
+                self.next_run.add(labels, round(job.next_run, 3))
+        if svc.log_file is not None:
+            self.file_errors.add(labels, svc.log_file.errors)
+            self.file_dropped.add(labels, svc.log_file.dropped_lines)
 
     def families(self) -> list[_Family]:
         every = [self.last_success, self.runs, self.next_run, self.file_errors, self.file_dropped]
@@ -511,30 +381,29 @@ def render_metrics(snapshot: Snapshot, now: float) -> str:
         "pyinit_service_state", "gauge", "The service's current state (1) among all states (0)."
     )
     extra = _ExtraFamilies()
-    for name, svc in snapshot.get("services", {}).items():
+    for name, svc in snapshot.services.items():
         labels = {"service": name}
         extra.add(name, svc)
-        current = svc.get("state")
-        up.add(labels, 1 if current in ALIVE_STATES else 0)
-        ready.add(labels, 1 if svc.get("ready") else 0)
-        healthy.add(labels, 1 if svc.get("health") in (None, "healthy") else 0)
-        restarts.add(labels, int(svc.get("restarts") or 0))
-        if svc.get("last_exit") is not None:
-            last_exit.add(labels, int(svc["last_exit"]))
-        if svc.get("uptime") is not None:
-            start_time.add(labels, round(now - float(svc["uptime"]), 3))
-        for each in SERVICE_STATES:
-            state.add({"service": name, "state": each}, 1 if each == current else 0)
+        up.add(labels, 1 if svc.state.alive else 0)
+        ready.add(labels, 1 if svc.ready else 0)
+        healthy.add(labels, 1 if svc.health in (None, "healthy") else 0)
+        restarts.add(labels, svc.restarts)
+        if svc.last_exit is not None:
+            last_exit.add(labels, svc.last_exit)
+        if svc.uptime is not None:
+            start_time.add(labels, round(now - float(svc.uptime), 3))
+        for each in ServiceState:
+            state.add({"service": name, "state": each.value}, 1 if each is svc.state else 0)
     orphans = _Family(
         "pyinit_orphans_reaped_total", "counter", "Re-parented orphan processes pyinit reaped."
     )
-    orphans.add({}, int(snapshot.get("orphans_reaped", 0)))
+    orphans.add({}, snapshot.orphans_reaped)
     forwarded = _Family(
         "pyinit_signals_forwarded_total", "counter", "Signals pyinit forwarded to services."
     )
-    forwarded.add({}, int(snapshot.get("signals_forwarded", 0)))
+    forwarded.add({}, snapshot.signals_forwarded)
     started = _Family("pyinit_start_time_seconds", "gauge", "Unix time pyinit started.")
-    started.add({}, round(float(snapshot.get("started", 0.0)), 3))
+    started.add({}, round(float(snapshot.started), 3))
     families = [up, ready, healthy, restarts, last_exit, start_time, state]
     lines: list[str] = []
     for family in [*families, *extra.families(), orphans, forwarded, started]:

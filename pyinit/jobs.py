@@ -67,6 +67,7 @@ class Jobs:
         self._loop = loop
         self._on_due = on_due
         self._wall = wall
+        self._mono = loop.now  # the loop's own clock: its timers are due on it
         self._timers: dict[str, JobTimer] = {}
         self.records: dict[str, JobRecord] = {}
         self.paused: set[str] = set()  # stopped by an operator: due times are skipped
@@ -74,7 +75,9 @@ class Jobs:
     def add(self, name: str, schedule: Schedule) -> None:
         """Start timing ``name`` (again, after a reload: its history is kept)."""
         self.remove(name)
-        timer = JobTimer(self._loop, schedule, lambda: self._on_due(name), wall=self._wall)
+        timer = JobTimer(
+            self._loop, schedule, lambda: self._on_due(name), wall=self._wall, mono=self._mono
+        )
         self._timers[name] = timer
         self.records.setdefault(name, JobRecord())
         timer.start()

@@ -37,7 +37,10 @@ class Timer:
 
 
 class EventLoop:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        # Every timer follows this clock: a unit test passes a fake one and fires
+        # what is due with ``run_due_timers`` (see tests/helpers/fakesup.py).
+        self.now = clock
         self._selector = selectors.DefaultSelector()
         self._readers: dict[int, Callback] = {}
         self._writers: dict[int, Callback] = {}
@@ -82,19 +85,25 @@ class EventLoop:
         return timer
 
     def call_later(self, delay: float, callback: Callback) -> Timer:
-        return self.call_at(time.monotonic() + max(0.0, delay), callback)
+        return self.call_at(self.now() + max(0.0, delay), callback)
 
     def _next_timeout(self) -> float | None:
-        while self._timers and self._timers[0].cancelled:
-            heapq.heappop(self._timers)
-        if not self._timers:
+        due = self.next_due()
+        if due is None:
             return None
         # epoll takes at most INT_MAX ms (~24.8 days); a far timer ("forever") just
         # costs one wake-up a day instead of an OverflowError in PID 1.
-        return min(MAX_SLEEP, max(0.0, self._timers[0].when - time.monotonic()))
+        return min(MAX_SLEEP, max(0.0, due - self.now()))
 
-    def _run_due_timers(self) -> None:
-        now = time.monotonic()
+    def next_due(self) -> float | None:
+        """When the earliest armed timer is due (the loop's clock), or None."""
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0].when if self._timers else None
+
+    def run_due_timers(self) -> None:
+        """Fire every timer due by now, in order (the loop does after each select)."""
+        now = self.now()
         while self._timers and (self._timers[0].cancelled or self._timers[0].when <= now):
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
@@ -140,7 +149,7 @@ class EventLoop:
             # A callback may have stopped the loop: then no timer may fire after
             # it (a kill timer due now would still signal an emptied container).
             if self._running:
-                self._run_due_timers()
+                self.run_due_timers()
 
     def close(self) -> None:
         self._selector.close()

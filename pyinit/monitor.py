@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable
 
-from pyinit.config import Readiness, ServiceConfig
+from pyinit.config.model import Readiness, ServiceConfig
 from pyinit.health import ChildRegistrar, HealthStatus, HealthTracker, ProbeRun, start_probe
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
@@ -87,7 +86,7 @@ class ServiceMonitor:
 
     def started(self, pid: int) -> None:
         """After a successful spawn: arm the readiness source and the healthcheck."""
-        now = time.monotonic()
+        now = self.loop.now()
         self._pid = pid
         self._started_at = now
         self.ready = False
@@ -144,7 +143,7 @@ class ServiceMonitor:
         self.ready = True
         self._cancel("ready-timeout")
         self._cancel_probe("ready")
-        took = time.monotonic() - self._started_at
+        took = self.loop.now() - self._started_at
         if how != "started":
             self.log(f"ready ({how} after {took:.1f}s)")
         ready = self.cfg.ready
@@ -252,7 +251,7 @@ class ServiceMonitor:
             tracker = self.health
             if tracker is None or self._pid is None:
                 return
-            now = time.monotonic()
+            now = self.loop.now()
             changed = tracker.record(ok, now, detail)
             if ok and not self.ready and self.cfg.ready is None:
                 self._become_ready(f"healthcheck {check.probe.describe()}")

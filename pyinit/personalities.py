@@ -171,6 +171,8 @@ def _run_tini(opts: _TiniArgs, command: list[str]) -> int:
         suspend_on_job_control=False,
         # tini leaves stop requests on the terminal to the child's group alone.
         ignored_signals=frozenset({signal.SIGTTIN, signal.SIGTTOU}),
+        # ...and hands CMD the blocked and ignored signals it started with.
+        inherit_signal_state=True,
         subreaper=opts.subreaper,
         warn_not_reaper=True,
         warn_on_reap=opts.warn,
@@ -263,7 +265,8 @@ def dumb_init_main(args: list[str]) -> int:
         rewrite={**defaults, **rewrite},
         grace=None,
         term_group_on_exit=not single,
-        suspend_on_job_control=not single,
+        # dumb-init stops itself after forwarding TSTP/TTIN/TTOU, with -c too.
+        suspend_on_job_control=True,
         subreaper=False,
         verbosity=2 if verbose else 0,
         exec_failure_code=lambda exc: 2,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pyinit.config import Config, ServiceConfig
+from pyinit.config.model import Config, ServiceConfig
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from enum import Enum
 
-from pyinit.config import ServiceConfig
+from pyinit.config.model import ServiceConfig
 from pyinit.reload import definition
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyinit.status import Snapshot
+from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LOG_ENV = "PYINIT_TERMINATION_LOG"
@@ -47,12 +47,12 @@ class RunClock:
 
     def observe(self, snapshot: Snapshot) -> None:
         now = self.clock()
-        for name, svc in snapshot.get("services", {}).items():
+        for name, svc in snapshot.services.items():
             run = self._runs.get(name)
-            uptime = svc.get("uptime")
+            uptime = svc.uptime
             if uptime is not None:
-                if run is None or run.ended is not None or run.pid != svc.get("pid"):
-                    self._runs[name] = _Run(svc.get("pid"), now - float(uptime))
+                if run is None or run.ended is not None or run.pid != svc.pid:
+                    self._runs[name] = _Run(svc.pid, now - float(uptime))
             elif run is not None and run.ended is None:
                 run.ended = now
 
@@ -80,37 +80,35 @@ def format_seconds(seconds: float) -> str:
     return f"{int(hours)}h{int(rest // 60):02d}m"
 
 
-def service_line(name: str, svc: Mapping[str, Any], ran: float | None) -> str:
+def service_line(name: str, svc: ServiceSnapshot, ran: float | None) -> str:
     """``web: stopped (status 0), 2 restarts, ran 12.3s``; a failure gives its reason,
     after the status unless it says it already: ``db: failed (status 1; start limit ...)``."""
-    reason = str(svc.get("reason") or "") if svc.get("state") == "failed" else ""
+    reason = svc.reason if svc.state is ServiceState.FAILED else ""
     details = [reason] if reason else []
-    code = svc.get("last_exit")
+    code = svc.last_exit
     if code is not None and f"status {code}" not in reason:
         details.insert(0, f"status {code}")
     status = f" ({'; '.join(details)})" if details else ""
-    restarts = _plural(int(svc.get("restarts") or 0), "restart")
+    restarts = _plural(svc.restarts, "restart")
     duration = f"ran {format_seconds(ran)}" if ran is not None else "never ran"
-    return f"{name}: {svc.get('state')}{status}, {restarts}, {duration}"
+    return f"{name}: {svc.state}{status}, {restarts}, {duration}"
 
 
 def report_lines(snapshot: Snapshot, ran: Mapping[str, float]) -> list[str]:
     """One line per service, in the order of the snapshot (the config's)."""
-    return [
-        service_line(name, svc, ran.get(name)) for name, svc in snapshot.get("services", {}).items()
-    ]
+    return [service_line(name, svc, ran.get(name)) for name, svc in snapshot.services.items()]
 
 
-def _entry(name: str, svc: Mapping[str, Any], ran: float | None) -> dict[str, Any]:
+def _entry(name: str, svc: ServiceSnapshot, ran: float | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": name,
-        "state": svc.get("state"),
-        "last_exit": svc.get("last_exit"),
-        "restarts": int(svc.get("restarts") or 0),
+        "state": svc.state.value,
+        "last_exit": svc.last_exit,
+        "restarts": svc.restarts,
         "ran": round(ran, 1) if ran is not None else None,
     }
-    reason = str(svc.get("reason") or "")
-    if reason and svc.get("state") == "failed":
+    reason = svc.reason
+    if reason and svc.state is ServiceState.FAILED:
         entry["reason"] = reason[:REASON_LIMIT]
     return entry
 
@@ -135,7 +133,7 @@ def report_json(
     When it does not fit, reasons are shortened, then dropped, then services are
     left out (the failed ones are kept longest) and ``omitted`` counts them.
     """
-    services = snapshot.get("services", {})
+    services = snapshot.services
     entries = [_entry(name, svc, ran.get(name)) for name, svc in services.items()]
     entries.sort(key=_trouble)  # stable: config order within each group
     document: dict[str, Any] = {"exit_code": exit_code, "services": entries}

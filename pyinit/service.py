@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from pyinit.config import RestartPolicy, ServiceConfig, ServiceType
+from pyinit.config.model import RestartPolicy, ServiceConfig, ServiceType
 from pyinit.durations import format_duration
-from pyinit.reaper import ExitStatus
+from pyinit.exitstatus import ExitStatus
 
 # However the backoff is configured, a crash loop never respawns faster than this.
 MIN_RESTART_DELAY = 0.1

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from pyinit.exitstatus import SIGNAL_NUMBERS
+from pyinit.exitstatus import signal_name as signal_name
+
 TYPE_CHECKING = False  # typing costs start-up time; annotations only
 if TYPE_CHECKING:
     import signal
@@ -23,16 +26,14 @@ else:
 # Other wrapper-path modules import the module from here for the same reason.
 sigmod = signal
 
-_ALIASES = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL"})  # = ABRT, CHLD, IO
-_NUMBERS: dict[str, int] = {
-    name: int(value)
-    for name, value in vars(signal).items()
-    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
-}
-_NAMES: dict[int, str] = {num: name for name, num in _NUMBERS.items() if name not in _ALIASES}
+# Names and numbers live with the pure exit-status code, which needs them too.
+_NUMBERS = SIGNAL_NUMBERS
 
-# Faults the kernel raises synchronously for pyinit's own bugs: intercepting them
-# would turn a crash into a hang, so they keep their default action.
+# Faults the kernel raises synchronously for pyinit's own bugs. A handler would
+# turn a crash into a hang, so none is ever installed for them. Wrapper mode does
+# block them, to take the ones another process sends with kill(2) and forward
+# them: the kernel delivers a genuine fault even when it is blocked, with the
+# default action (it unblocks the signal and resets the handler first).
 SYNCHRONOUS_FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
 UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
 JOB_CONTROL_STOPS = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
@@ -51,14 +52,16 @@ def catchable_signals() -> list[int]:
     return sorted(int(s) for s in signal.valid_signals() if s not in excluded)
 
 
-def signal_name(signum: int) -> str:
-    """``SIGTERM`` for 15, ``SIGRTMIN+2`` for real-time signals."""
-    name = _NAMES.get(signum)
-    if name is not None:
-        return name
-    if signal.SIGRTMIN <= signum <= signal.SIGRTMAX:
-        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
-    return f"signal {signum}"
+def waitable_signals() -> list[int]:
+    """Every signal wrapper mode blocks and takes with sigtimedwait: all but
+    KILL and STOP, the faults included (see SYNCHRONOUS_FAULTS)."""
+    return sorted(int(s) for s in signal.valid_signals() if s not in UNCATCHABLE)
+
+
+def sent_by_a_process(info: signal.struct_siginfo) -> bool:
+    """Whether kill(2), tgkill(2) or sigqueue(3) sent it (si_code SI_USER, SI_TKILL,
+    SI_QUEUE: zero or less), rather than the kernel reporting an event of ours."""
+    return info.si_code <= 0
 
 
 def parse_signal(text: str, *, allow_zero: bool = False) -> int:
@@ -144,16 +147,18 @@ class SignalWaiter:
     """
 
     def __init__(self, signums: Iterable[int]) -> None:
-        self._set = set(signums)
-        signal.pthread_sigmask(signal.SIG_BLOCK, self._set)
+        # A tuple, not a set: every wait converts it to a sigset_t, and iterating
+        # a tuple of ~60 numbers is 1.4 us faster (measured), once per orphan reaped.
+        self.signals = tuple(sorted(set(signums)))
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
 
-    def wait(self, timeout: float | None) -> int | None:
-        """Block until a signal is pending or ``timeout`` passes; return the signal
-        (queued real-time signals in arrival order), or None on timeout."""
+    def wait(self, timeout: float | None) -> signal.struct_siginfo | None:
+        """Block until a signal is pending or ``timeout`` passes; return what
+        the kernel says of it (queued real-time signals in arrival order), or None
+        on timeout."""
         if timeout is None:
-            return signal.sigwaitinfo(self._set).si_signo
-        info = signal.sigtimedwait(self._set, max(0.0, timeout))
-        return None if info is None else info.si_signo
+            return signal.sigwaitinfo(self.signals)
+        return signal.sigtimedwait(self.signals, max(0.0, timeout))
 
 
 def ignored_during(signums: Iterable[int]) -> _IgnoredDuring:

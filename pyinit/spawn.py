@@ -10,14 +10,14 @@ from __future__ import annotations
 import errno
 import os
 
-from pyinit.signals import catchable_signals
 from pyinit.signals import sigmod as signal
+from pyinit.signals import waitable_signals
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
 # wrapper mode (PID 1 for one command) does not spend.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Literal
 
     # new-session: setsid (dumb-init); new-group: setpgid (tini); inherit: stay.
@@ -32,7 +32,9 @@ class SpawnSpec:
     child); with ``close_fds`` every other inheritable fd above 2 is closed.
     ``rlimits``: (name, soft, hard) with name an RLIMIT_* constant without the prefix,
     lower case, and -1 for unlimited; ``no_new_privs``: PR_SET_NO_NEW_PRIVS before
-    exec (setuid binaries and file capabilities grant nothing from then on)."""
+    exec (setuid binaries and file capabilities grant nothing from then on).
+    ``sigmask`` and ``ignored``: the child's blocked and ignored signals (tini
+    passes on what it inherited); by default none, and every disposition default."""
 
     __slots__ = (
         "argv",
@@ -49,6 +51,8 @@ class SpawnSpec:
         "exact_signals",
         "no_new_privs",
         "rlimits",
+        "sigmask",
+        "ignored",
     )
 
     def __init__(
@@ -70,6 +74,8 @@ class SpawnSpec:
         exact_signals: bool = False,
         no_new_privs: bool = False,
         rlimits: Sequence[tuple[str, int, int]] = (),
+        sigmask: frozenset[int] = frozenset(),
+        ignored: frozenset[int] = frozenset(),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -85,6 +91,8 @@ class SpawnSpec:
         self.exact_signals = exact_signals
         self.no_new_privs = no_new_privs
         self.rlimits = rlimits
+        self.sigmask = sigmask
+        self.ignored = ignored
 
 
 class SpawnError(Exception):
@@ -114,63 +122,6 @@ class SpawnError(Exception):
         if self.stage == "exec" and self.errno in (errno.ENOENT, errno.ENOTDIR):
             return 127
         return 126
-
-
-def user_id(name: str) -> int | None:
-    """A uid given as digits or a user name; None for an unknown name."""
-    import pwd
-
-    if name.isdigit():
-        return int(name)
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return None
-
-
-def group_id(name: str) -> int | None:
-    """A gid given as digits or a group name; None for an unknown name."""
-    import grp
-
-    if name.isdigit():
-        return int(name)
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
-
-
-def resolve_user(user: str) -> tuple[int, int, list[int]]:
-    """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> (uid, gid, supplementary groups).
-
-    Raises LookupError naming what is unknown, PermissionError when pyinit is not
-    root and would have to switch to another user.
-    """
-    import pwd
-
-    who, _, group = user.partition(":")
-    uid = user_id(who)
-    if uid is None:
-        raise LookupError(f"unknown user {who!r}")
-    try:
-        entry: pwd.struct_passwd | None = pwd.getpwuid(uid)
-    except KeyError:
-        entry = None  # an arbitrary uid with no passwd entry (OpenShift) is fine
-    if group:
-        found = group_id(group)
-        if found is None:
-            raise LookupError(f"unknown group {group!r}")
-        gid = found
-    else:
-        gid = entry.pw_gid if entry is not None else uid
-    if not group and os.geteuid() != 0 and uid == os.geteuid():
-        gid = os.getegid()  # "run as me": not root, nothing to switch
-    groups = os.getgrouplist(entry.pw_name, gid) if entry is not None else [gid]
-    if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
-        raise PermissionError(
-            f"switching to user {user!r} needs root; pyinit runs as uid {os.geteuid()}"
-        )
-    return uid, gid, groups
 
 
 def release_controlling_tty() -> bool:
@@ -203,7 +154,11 @@ def spawn(spec: SpawnSpec) -> int:
     """
     try:
         if _simple(spec):
-            return _posix_spawn(spec)
+            try:
+                return _posix_spawn(spec)
+            except OSError as exc:
+                err = exc.errno or errno.EINVAL
+                raise SpawnError(None, spec.argv[0], "exec", err) from None
         return _fork_exec(spec)
     except ValueError as exc:  # an embedded NUL byte in argv, env or cwd
         raise SpawnError(
@@ -214,7 +169,7 @@ def spawn(spec: SpawnSpec) -> int:
 def _simple(spec: SpawnSpec) -> bool:
     if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
         return False
-    if spec.no_new_privs or spec.rlimits:
+    if spec.no_new_privs or spec.rlimits or spec.sigmask or spec.ignored:
         return False
     if spec.uid is not None or spec.gid is not None or spec.groups is not None:
         return False
@@ -226,90 +181,18 @@ def _simple(spec: SpawnSpec) -> bool:
     return not any(t in sources and spec.fds[t] != t for t in spec.fds)
 
 
-# Signals whose disposition the child must get back to default: the ones pyinit
-# catches, and SIGPIPE/SIGXFSZ, which Python itself ignores at start-up.
-_RESET = None
+def _load_fast_path(spec: SpawnSpec) -> int:
+    """Load the posix_spawn path on the first simple spawn (wrapper mode always
+    forks, so its start-up never loads it) and put it in ``_posix_spawn``'s place:
+    later spawns call it directly, with no import on the way."""
+    global _posix_spawn
+    from pyinit.posixspawn import posix_spawn
+
+    _posix_spawn = posix_spawn
+    return posix_spawn(spec)
 
 
-def _reset_signals() -> list[int]:
-    global _RESET
-    if _RESET is None:
-        _RESET = catchable_signals()
-    return _RESET
-
-
-def _posix_spawn(spec: SpawnSpec) -> int:
-    actions: list[tuple[int, int, int] | tuple[int, int]] = [
-        (os.POSIX_SPAWN_DUP2, source, target) for target, source in spec.fds.items()
-    ]
-    if spec.close_fds:
-        for fd in _inheritable_fds():
-            if fd > 2 and fd not in spec.fds:
-                actions.append((os.POSIX_SPAWN_CLOSE, fd))
-    env = os.environ if spec.env is None else spec.env
-    argv = list(spec.argv)
-    try:
-        return _posix_spawnp(spec, argv, env, actions)
-    except OSError as exc:
-        err = exc.errno or errno.EINVAL
-        if err == errno.ENOEXEC:
-            path = _which(argv[0], env)
-            if path is not None:
-                try:
-                    return _posix_spawnp(spec, ["/bin/sh", path, *argv[1:]], env, actions)
-                except OSError:
-                    pass
-        raise SpawnError(None, argv[0], "exec", err) from None
-
-
-def _posix_spawnp(
-    spec: SpawnSpec,
-    argv: list[str],
-    env: Mapping[str, str],
-    actions: list[tuple[int, int, int] | tuple[int, int]],
-) -> int:
-    if spec.isolation == "new-group":
-        return os.posix_spawnp(
-            argv[0],
-            argv,
-            env,
-            file_actions=actions,
-            setpgroup=0,
-            setsigmask=(),
-            setsigdef=_reset_signals(),
-        )
-    return os.posix_spawnp(
-        argv[0],
-        argv,
-        env,
-        file_actions=actions,
-        setsid=spec.isolation == "new-session",
-        setsigmask=(),
-        setsigdef=_reset_signals(),
-    )
-
-
-def _inheritable_fds() -> list[int]:
-    """Our fds that would survive exec (pyinit's own are all close-on-exec)."""
-    found = []
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return []
-    for name in names:
-        fd = int(name)
-        try:
-            if os.get_inheritable(fd):
-                found.append(fd)
-        except OSError:
-            pass  # the directory's own fd, closed by now
-    return found
-
-
-def _which(name: str, env: Mapping[str, str]) -> str | None:
-    import shutil
-
-    return name if "/" in name else shutil.which(name, path=env.get("PATH", os.defpath))
+_posix_spawn: Callable[[SpawnSpec], int] = _load_fast_path
 
 
 def _fork_exec(spec: SpawnSpec) -> int:
@@ -347,27 +230,11 @@ def _fork_exec(spec: SpawnSpec) -> int:
         subject = {"chdir": spec.cwd, "user": _who(spec)}.get(stage) or ""
         hint = ""
         if stage.startswith("ulimit "):
-            subject, hint = _limit_failure(spec, stage[len("ulimit ") :], err)
+            from pyinit.rlimits import explain_failure
+
+            subject, hint = explain_failure(spec.rlimits, stage[len("ulimit ") :], err)
         raise SpawnError(pid, spec.argv[0], stage, err, subject, hint)
     return pid
-
-
-def _limit_failure(spec: SpawnSpec, name: str, err: int) -> tuple[str, str]:
-    """``soft:hard`` as asked, and why it failed when it was a raise past the hard
-    limit (only root may raise it). resource is imported only on this failure."""
-    import resource
-
-    def show(value: int) -> str:
-        return "unlimited" if value < 0 or value == resource.RLIM_INFINITY else str(value)
-
-    asked = next(((s, h) for n, s, h in spec.rlimits if n == name), None)
-    if asked is None:
-        return "", ""
-    subject = f"{show(asked[0])}:{show(asked[1])}"
-    if err != errno.EPERM or os.geteuid() == 0:
-        return subject, ""
-    hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))[1]
-    return subject, f"the hard limit is {show(hard)}; only root can raise it"
 
 
 def _who(spec: SpawnSpec) -> str:
@@ -378,52 +245,25 @@ def _who(spec: SpawnSpec) -> str:
 
 
 def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child side
+    """Set the child up step by step and exec; on failure, write ``stage:errno``
+    (which step failed, and why) to ``err_w`` and exit."""
+    err_w = _lift_report_pipe(spec, err_w)
     stage = "setup"
-    if spec.fds and err_w <= max(spec.fds):
-        # A wanted target fd (a readiness fd: 3) may be the report pipe's number:
-        # move the pipe above every target before dup2 could overwrite it.
-        import fcntl
-
-        moved = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, max(spec.fds) + 1)
-        os.close(err_w)
-        err_w = moved
     try:
-        signal.set_wakeup_fd(-1)
-        for signum in catchable_signals():
-            signal.signal(signum, signal.SIG_DFL)
-        if spec.isolation == "new-session":
-            os.setsid()
-            if spec.take_tty and os.isatty(0):
-                import fcntl
-                import termios
-
-                try:
-                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-                except OSError:
-                    pass  # the tty belongs to another session: run without it
-        elif spec.isolation == "new-group":
-            os.setpgid(0, 0)
-            if spec.take_tty and os.isatty(0):
-                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-                try:
-                    os.tcsetpgrp(0, os.getpgrp())
-                except OSError:
-                    pass
-                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        _isolate(spec)
         if spec.fds or spec.close_fds:
             _arrange_fds(spec.fds, err_w, spec.close_fds)
         if spec.umask is not None:
             os.umask(spec.umask)
         # Limits before the switch of user: raising a hard limit needs root.
         if spec.rlimits:
-            _set_limits(spec.rlimits)
+            from pyinit.rlimits import set_limit  # loaded already: config imports it
+
+            for name, soft, hard in spec.rlimits:
+                stage = f"ulimit {name}"
+                set_limit(name, soft, hard)
         stage = "user"
-        if spec.groups is not None and os.geteuid() == 0:
-            os.setgroups(list(spec.groups))
-        if spec.gid is not None:
-            os.setgid(spec.gid)
-        if spec.uid is not None:
-            os.setuid(spec.uid)
+        _switch_user(spec)
         stage = "chdir"
         if spec.cwd is not None:
             os.chdir(spec.cwd)
@@ -433,18 +273,7 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
 
             prctl(PR_SET_NO_NEW_PRIVS, 1)
         stage = "exec"
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        try:
-            if spec.env is None:
-                os.execvp(spec.argv[0], list(spec.argv))
-            else:
-                os.execvpe(spec.argv[0], list(spec.argv), dict(spec.env))
-        except OSError as exc:
-            if exc.errno != errno.ENOEXEC:
-                raise
-            _exec_with_sh(spec, exc)
-    except _LimitError as exc:
-        stage, code = str(exc.strerror), exc.errno or errno.EINVAL
+        _exec(spec)
     except OSError as exc:
         code = exc.errno or errno.EINVAL
     except BaseException:
@@ -455,27 +284,69 @@ def _child(spec: SpawnSpec, err_w: int) -> None:  # pragma: no cover - child sid
         os._exit(127 if code == errno.ENOENT else 126)
 
 
-class _LimitError(OSError):
-    """setrlimit failed for one named limit (the stage reported to the parent)."""
+def _lift_report_pipe(spec: SpawnSpec, err_w: int) -> int:  # pragma: no cover - child side
+    """A wanted target fd (a readiness fd: 3) may be the report pipe's number:
+    move the pipe above every target before dup2 could overwrite it."""
+    if not spec.fds or err_w > max(spec.fds):
+        return err_w
+    import fcntl
+
+    moved = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, max(spec.fds) + 1)
+    os.close(err_w)
+    return moved
 
 
-def _set_limits(limits: Sequence[tuple[str, int, int]]) -> None:  # pragma: no cover - child
-    # In the child only: wrapper mode's start-up never imports resource.
-    import resource
+def _isolate(spec: SpawnSpec) -> None:  # pragma: no cover - child side
+    """Default signal handling; then the new session or group, and the terminal."""
+    signal.set_wakeup_fd(-1)
+    # All but KILL and STOP back to default (pyinit's handlers; SIGPIPE/SIGXFSZ,
+    # which Python ignores at start-up; whatever pyinit inherited ignored), except
+    # what the spec passes on ignored (tini hands on its inherited state).
+    for signum in waitable_signals():
+        signal.signal(signum, signal.SIG_IGN if signum in spec.ignored else signal.SIG_DFL)
+    take_tty = spec.take_tty and os.isatty(0)
+    if spec.isolation == "new-session":
+        os.setsid()
+        if take_tty:
+            import fcntl
+            import termios
 
-    for name, soft, hard in limits:
-        which = getattr(resource, f"RLIMIT_{name.upper()}")
-        values = (
-            resource.RLIM_INFINITY if soft < 0 else soft,
-            resource.RLIM_INFINITY if hard < 0 else hard,
-        )
-        try:
-            # prlimit reports EPERM as OSError; setrlimit turns it into a ValueError.
-            resource.prlimit(0, which, values)
-        except OSError as exc:
-            raise _LimitError(exc.errno or errno.EINVAL, f"ulimit {name}") from None
-        except ValueError:
-            raise _LimitError(errno.EINVAL, f"ulimit {name}") from None
+            try:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            except OSError:
+                pass  # the tty belongs to another session: run without it
+    elif spec.isolation == "new-group":
+        os.setpgid(0, 0)
+        if take_tty:
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            try:
+                os.tcsetpgrp(0, os.getpgrp())
+            except OSError:
+                pass
+            if signal.SIGTTOU not in spec.ignored:
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+
+
+def _switch_user(spec: SpawnSpec) -> None:  # pragma: no cover - child side
+    if spec.groups is not None and os.geteuid() == 0:
+        os.setgroups(list(spec.groups))
+    if spec.gid is not None:
+        os.setgid(spec.gid)
+    if spec.uid is not None:
+        os.setuid(spec.uid)
+
+
+def _exec(spec: SpawnSpec) -> None:  # pragma: no cover - child side
+    signal.pthread_sigmask(signal.SIG_SETMASK, spec.sigmask)
+    try:
+        if spec.env is None:
+            os.execvp(spec.argv[0], list(spec.argv))
+        else:
+            os.execvpe(spec.argv[0], list(spec.argv), dict(spec.env))
+    except OSError as exc:
+        if exc.errno != errno.ENOEXEC:
+            raise
+        _exec_with_sh(spec, exc)
 
 
 def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - child side
@@ -486,8 +357,10 @@ def _exec_with_sh(spec: SpawnSpec, exc: OSError) -> None:  # pragma: no cover - 
     earlier PATH candidate was missing, so the first executable file found on
     PATH is the one that failed. Raises the original error if sh cannot run.
     """
+    from pyinit.posixspawn import which
+
     env = os.environ if spec.env is None else spec.env
-    path = _which(spec.argv[0], env)
+    path = which(spec.argv[0], env)
     if path is None:
         raise exc
     try:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 from pyinit.rundir import replace_file, runtime_dir
+from pyinit.snapshot import ServiceState, Snapshot
 
 STATUS_FILE = "status.json"
-Snapshot = dict[str, Any]
 
 
 def write_snapshot(directory: str, snapshot: Snapshot) -> None:
     """Replace the status file; never through a link planted in the directory."""
-    replace_file(directory, STATUS_FILE, json.dumps(snapshot, sort_keys=True).encode())
+    replace_file(directory, STATUS_FILE, json.dumps(snapshot.to_json(), sort_keys=True).encode())
 
 
 def remove_snapshot(directory: str) -> None:
@@ -36,24 +35,24 @@ def verdict(snapshot: Snapshot) -> list[str]:
     """Why the container is not healthy; empty when every longrun is running, ready
     and healthy and every oneshot completed."""
     problems: list[str] = []
-    if snapshot.get("stopping"):
+    if snapshot.stopping:
         problems.append("pyinit is shutting down")
-    for name, svc in snapshot.get("services", {}).items():
-        state = svc.get("state")
-        if svc.get("job") is not None:
+    for name, svc in snapshot.services.items():
+        state = svc.state
+        if svc.job is not None:
             continue  # a scheduled job: its runs are in status and /metrics, not here
-        if svc.get("type") == "oneshot":
-            if state not in ("completed", "starting", "running"):
+        if svc.oneshot:
+            if state not in (ServiceState.COMPLETED, ServiceState.STARTING, ServiceState.RUNNING):
                 problems.append(f"{name}: {state}")
             continue
-        if state != "running":
-            extra = f" ({svc['reason']})" if svc.get("reason") else ""
+        if state is not ServiceState.RUNNING:
+            extra = f" ({svc.reason})" if svc.reason else ""
             problems.append(f"{name}: {state}{extra}")
-        elif not svc.get("ready"):
+        elif not svc.ready:
             problems.append(f"{name}: not ready")
-        elif svc.get("health") not in (None, "healthy"):
-            detail = f" ({svc['health_detail']})" if svc.get("health_detail") else ""
-            problems.append(f"{name}: {svc['health']}{detail}")
+        elif svc.health not in (None, "healthy"):
+            detail = f" ({svc.health_detail})" if svc.health_detail else ""
+            problems.append(f"{name}: {svc.health}{detail}")
     return problems
 
 
@@ -78,12 +77,12 @@ def health_main(args: list[str]) -> int:
             owner = os.fstat(fd).st_uid
             if owner not in (os.geteuid(), 0):
                 raise OSError(f"{path} is owned by uid {owner}, not by pyinit")
-            snapshot = json.load(f)
-    except (OSError, ValueError) as exc:
+            snapshot = Snapshot.from_json(json.load(f))
+    except (OSError, ValueError) as exc:  # SnapshotError is a ValueError
         sys.stdout.write(f"unhealthy: no status from a running pyinit ({exc})\n")
         return 1
-    pid = snapshot.get("pid")
-    if isinstance(pid, int) and not _alive(pid):
+    pid = snapshot.pid
+    if pid is not None and not _alive(pid):
         sys.stdout.write(f"unhealthy: pyinit (pid {pid}) is not running\n")
         return 1
     problems = verdict(snapshot)
@@ -91,7 +90,7 @@ def health_main(args: list[str]) -> int:
         for problem in problems:
             sys.stdout.write(f"unhealthy: {problem}\n")
         return 1
-    count = len(snapshot.get("services", {}))
+    count = len(snapshot.services)
     sys.stdout.write(f"healthy: {count} service{'s' if count != 1 else ''}\n")
     return 0
 

@@ -7,13 +7,22 @@ import sys
 import time
 
 from pyinit import proctree
-from pyinit.reaper import PR_SET_PDEATHSIG, ExitStatus, become_subreaper, prctl, reap_raw
+from pyinit.reaper import (
+    PR_SET_PDEATHSIG,
+    ExitStatus,
+    become_subreaper,
+    prctl,
+    reap_raw,
+    reap_watching,
+)
 from pyinit.signals import (
     JOB_CONTROL_STOPS,
     SHUTDOWN_SIGNALS,
+    SYNCHRONOUS_FAULTS,
     SignalWaiter,
-    catchable_signals,
+    sent_by_a_process,
     signal_name,
+    waitable_signals,
 )
 from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError, SpawnSpec, release_controlling_tty, spawn
@@ -42,6 +51,8 @@ class WrapperOptions:
         "term_group_on_exit",
         "suspend_on_job_control",
         "ignored_signals",
+        "drop_own_sigpipe",
+        "inherit_signal_state",
         "subreaper",
         "warn_not_reaper",
         "warn_on_reap",
@@ -64,6 +75,12 @@ class WrapperOptions:
         term_group_on_exit: bool = False,  # dumb-init: SIGTERM the group as CMD exits
         suspend_on_job_control: bool = True,  # dumb-init: stop ourselves on TSTP/TTIN/TTOU
         ignored_signals: frozenset[int] = frozenset(),  # tini ignores TTIN and TTOU
+        # pyinit: SIGPIPE that pyinit's own write to a closed stderr raised is not
+        # the user's; one sent with kill is forwarded like any other.
+        drop_own_sigpipe: bool = False,
+        # tini: CMD starts with the signal mask and ignored signals we started
+        # with; otherwise with an empty mask and every disposition default.
+        inherit_signal_state: bool = False,
         subreaper: bool = True,
         warn_not_reaper: bool = False,  # tini warns when it cannot reap orphans
         warn_on_reap: bool = False,  # tini -w
@@ -82,12 +99,29 @@ class WrapperOptions:
         self.term_group_on_exit = term_group_on_exit
         self.suspend_on_job_control = suspend_on_job_control
         self.ignored_signals = ignored_signals
+        self.drop_own_sigpipe = drop_own_sigpipe
+        self.inherit_signal_state = inherit_signal_state
         self.subreaper = subreaper
         self.warn_not_reaper = warn_not_reaper
         self.warn_on_reap = warn_on_reap
         self.parent_death_signal = parent_death_signal
         self.verbosity = verbosity
         self.exec_failure_code = exec_failure_code
+
+
+def _inherited_signal_state() -> tuple[frozenset[int], frozenset[int]]:
+    """The signal mask and ignored signals pyinit was started with, for tini's
+    CMD. Python ignores SIGPIPE and SIGXFSZ before any of our code runs, so
+    whether they were ignored before is unknowable: they are left out (default)."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    mask = frozenset(int(s) for s in blocked if s in signal.valid_signals())
+    python_ignores = {signal.SIGPIPE, signal.SIGXFSZ}
+    ignored = frozenset(
+        s
+        for s in waitable_signals()
+        if s not in python_ignores and signal.getsignal(s) == signal.SIG_IGN
+    )
+    return mask, ignored
 
 
 class Tracer:
@@ -111,6 +145,7 @@ class Wrapper:
         self.opts = options
         self.trace = Tracer(options.name, options.verbosity)
         self.verbose = options.verbosity >= 1  # guards the hot paths' f-strings
+        self._trace_reaps = self.verbose or options.warn_on_reap
         self.child_pid: int | None = None
         self.child_status: ExitStatus | None = None
         self.draining = False
@@ -120,6 +155,8 @@ class Wrapper:
         self._seq = 0
         self._killing = False
         self.exit_code = 0
+        # (mask, ignored) for CMD: clean unless inherit_signal_state.
+        self._inherited: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
 
     # -- set-up ------------------------------------------------------------
     def _prepare(self) -> None:
@@ -139,9 +176,13 @@ class Wrapper:
                 )
         if opts.parent_death_signal:
             prctl(PR_SET_PDEATHSIG, opts.parent_death_signal)
+        if opts.inherit_signal_state:
+            self._inherited = _inherited_signal_state()
         for signum in opts.ignored_signals:
             signal.signal(signum, signal.SIG_IGN)
-        wanted = [s for s in catchable_signals() if s not in opts.ignored_signals]
+        # The faults too: one sent with kill is forwarded; a genuine one still
+        # kills pyinit (see SYNCHRONOUS_FAULTS).
+        wanted = [s for s in waitable_signals() if s not in opts.ignored_signals]
         self.waiter = SignalWaiter(wanted)
 
     def _release_tty(self) -> bool:
@@ -154,12 +195,15 @@ class Wrapper:
         take_tty = self._release_tty() or (self.opts.isolation == "new-group" and os.isatty(0))
         # Inherited fds pass through (socket activation, --preserve-fds), as with
         # tini and dumb-init; pyinit's own fds are all close-on-exec.
+        mask, ignored = self._inherited
         spec = SpawnSpec(
             argv=self.opts.argv,
             isolation=self.opts.isolation,
             take_tty=take_tty,
             close_fds=False,
             exact_signals=True,
+            sigmask=mask,
+            ignored=ignored,
         )
         try:
             self.child_pid = spawn(spec)
@@ -171,6 +215,12 @@ class Wrapper:
         except OSError as exc:
             self.trace(f"cannot start {self.opts.argv[0]!r}: {exc.strerror}", 0)
             return 126
+        # As dumb-init does: CMD runs where we were started, but we hold no
+        # reference to that directory, so a volume mounted there can be unmounted.
+        try:
+            os.chdir("/")
+        except OSError as exc:
+            self.trace(f"cannot change directory to /: {exc.strerror}", 0)
         if self.verbose:
             where = {"new-session": "session", "new-group": "group", "inherit": "pyinit's group"}
             self.trace(
@@ -182,53 +232,88 @@ class Wrapper:
 
     # -- the loop: signals and a few deadlines -----------------------------------
     def _loop(self) -> None:
+        # The hot path: with no timer armed (always, until CMD exits), one pass
+        # per signal taken, and in an orphan storm that is one SIGCHLD per orphan.
+        # Reaping CPU is a benchmark target (bench/README.md), so the pass is
+        # written for speed: locals instead of attribute lookups, SIGCHLD sent
+        # straight to _reap, and a try block (free in 3.11) instead of _guarded.
+        wait = signal.sigwaitinfo
+        signals = self.waiter.signals
+        sigchld = signal.SIGCHLD
+        reap = self._reap
         self._running = True
         while self._running:
-            # At most two deadlines are ever armed (SIGKILL, then give up): a
-            # list and min() beat importing heapq.
-            timeout = None
             if self._timers:
-                # capped: sigtimedwait refuses a timeout past ~292 years, and
-                # --grace 1e300 must not crash PID 1
-                timeout = min(86400.0, min(self._timers)[0] - time.monotonic())
-            signum = self.waiter.wait(timeout)
-            if signum is not None:
-                self._guarded(self._on_signal, signum)
-            if self._timers and self._running:
-                now = time.monotonic()
-                for due in sorted(t for t in self._timers if t[0] <= now):
-                    self._timers.remove(due)
-                    if self._running:
-                        self._guarded(due[2])
+                self._timed_pass()
+                continue
+            info = wait(signals)
+            try:
+                if info.si_signo == sigchld:
+                    reap()
+                else:
+                    self._on_signal(info)
+            except Exception:
+                self._internal_error()
+
+    def _timed_pass(self) -> None:
+        """Wait for a signal until the next deadline, then run what is due."""
+        # At most two deadlines are ever armed (SIGKILL, then give up): a list
+        # and min() beat importing heapq. The timeout is capped: sigtimedwait
+        # refuses one past ~292 years, and --grace 1e300 must not crash PID 1.
+        timeout = min(86400.0, min(self._timers)[0] - time.monotonic())
+        info = self.waiter.wait(timeout)
+        if info is not None:
+            self._guarded(self._on_signal, info)
+        if self._timers and self._running:
+            now = time.monotonic()
+            for due in sorted(t for t in self._timers if t[0] <= now):
+                self._timers.remove(due)
+                if self._running:
+                    self._guarded(due[2])
 
     def _call_later(self, delay: float, call: Callable[[], None]) -> None:
         self._seq += 1
         self._timers.append((time.monotonic() + delay, self._seq, call))
 
-    def _guarded(self, call: Callable[..., None], *args: int) -> None:
+    def _guarded(self, call: Callable[..., None], *args: object) -> None:
         # PID 1 must not die of its own bug: report it and keep serving.
         try:
             call(*args)
         except Exception:
-            import traceback
+            self._internal_error()
 
-            self.trace("internal error (continuing):\n" + traceback.format_exc(), 0)
+    def _internal_error(self) -> None:
+        import traceback
+
+        self.trace("internal error (continuing):\n" + traceback.format_exc(), 0)
 
     # -- events ------------------------------------------------------------
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, info: signal.struct_siginfo) -> None:
+        signum = info.si_signo
         if signum == signal.SIGCHLD:
             self._reap()
             return
+        if signum in SYNCHRONOUS_FAULTS and not sent_by_a_process(info):
+            # Not a request from anyone: the kernel reporting an event in pyinit
+            # (an "action optional" memory error). Genuine faults never get here.
+            self.trace(f"{signal_name(signum)} (code {info.si_code}) from the kernel; ignored", 0)
+            return
+        if signum == signal.SIGPIPE and self.opts.drop_own_sigpipe and info.si_pid == os.getpid():
+            return  # our own write to a closed pipe raised it
         if self.draining:
             self._on_signal_while_draining(signum)
             return
         self._forward(signum)
 
-    def _target(self) -> tuple[int, str]:
+    def _target(self) -> int:
         assert self.child_pid is not None
         if self.opts.forward_to_group and self.opts.isolation != "inherit":
-            return -self.child_pid, f"process group {self.child_pid}"
-        return self.child_pid, f"pid {self.child_pid}"
+            return -self.child_pid
+        return self.child_pid
+
+    @staticmethod
+    def _label(target: int) -> str:
+        return f"process group {-target}" if target < 0 else f"pid {target}"
 
     def _forward(self, signum: int) -> None:
         if self.child_pid is None or self.child_status is not None:
@@ -238,19 +323,25 @@ class Wrapper:
         if sent == 0:
             self.trace(f"{signal_name(signum)} received; dropped (rewritten to 0)")
             return
-        target, label = self._target()
+        # Latency path: no string is built before the kill.
+        target = self._target()
         try:
-            os.kill(target, sent)  # first: the trace below must not add latency
+            os.kill(target, sent)
             if self.verbose:
                 via = f" as {signal_name(sent)}" if sent != signum else ""
-                self.trace(f"{signal_name(signum)} received; forwarded{via} to {label}")
+                self.trace(
+                    f"{signal_name(signum)} received; forwarded{via} to {self._label(target)}"
+                )
         except ProcessLookupError:
-            self.trace(f"{signal_name(signum)} received; {label} is already gone")
+            self.trace(f"{signal_name(signum)} received; {self._label(target)} is already gone")
         if signum in JOB_CONTROL_STOPS and self.opts.suspend_on_job_control:
             # As dumb-init does: the job is stopped, so stop ourselves too and let
-            # the shell's SIGCONT wake both. The kernel ignores this as PID 1.
-            self.trace("suspending until SIGCONT", 2)
-            os.kill(os.getpid(), signal.SIGSTOP)
+            # the shell's SIGCONT wake both. Not as PID 1: the kernel would ignore
+            # the SIGSTOP, but not before discarding a SIGCONT already pending
+            # (sent the moment the job stopped), which then never reaches CMD.
+            if os.getpid() != 1:
+                self.trace("suspending until SIGCONT", 2)
+                os.kill(os.getpid(), signal.SIGSTOP)
 
     def _on_signal_while_draining(self, signum: int) -> None:
         if signum in SHUTDOWN_SIGNALS:
@@ -260,19 +351,35 @@ class Wrapper:
             self.trace(f"{signal_name(signum)} received while stopping; ignored")
 
     def _reap(self) -> None:
+        # Hot path (one call per orphan in a storm): nothing is allocated or
+        # traced for an orphan unless asked to (-v, tini -w).
+        if self._trace_reaps:
+            self._reap_traced()
+            return
+        raw, none_left = reap_watching(self.child_pid)
+        if raw is not None:
+            self._child_gone(raw)
+        if self.child_status is not None:
+            self._after_child(none_left)
+
+    def _reap_traced(self) -> None:
         reaped, none_left = reap_raw()
-        trace_orphans = self.verbose or self.opts.warn_on_reap
         for pid, raw in reaped:
             if pid == self.child_pid:
-                status = self.child_status = ExitStatus.from_wait_status(raw)
-                self.trace(f"{self.opts.argv[0]} (pid {pid}) exited ({status.describe()})")
-            elif trace_orphans:
+                self._child_gone(raw)
+            else:
                 how = ExitStatus.from_wait_status(raw).describe()
                 self.trace(f"reaped orphan pid {pid} ({how})")
                 if self.opts.warn_on_reap:
                     self.trace(f"warning: reaped zombie process pid {pid}", 0)
-        if self.child_status is None:
-            return
+        if self.child_status is not None:
+            self._after_child(none_left)
+
+    def _child_gone(self, raw: int) -> None:
+        status = self.child_status = ExitStatus.from_wait_status(raw)
+        self.trace(f"{self.opts.argv[0]} (pid {self.child_pid}) exited ({status.describe()})")
+
+    def _after_child(self, none_left: bool) -> None:
         if not self.draining:
             self._child_exited(none_left)
         elif none_left:

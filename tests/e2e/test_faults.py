@@ -307,13 +307,15 @@ def test_hanging_probe_leaves_nothing(cli: Runner, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_injected_handler_fault(cli: Runner, tmp_path: Path) -> None:
-    """With the test-only hook ``PYINIT_TEST_FAULT=SIGWINCH``, handling SIGWINCH
-    raises. pyinit logs ``internal error (continuing)`` with the traceback and goes
-    on: it answers ``pyinit status``, and a SIGCHLD read in the same batch as the
-    faulty signal is still handled, so the exit of a service killed meanwhile is not
-    lost: it is restarted. (pyinit is stopped while the signals arrive; on SIGCONT
-    the kernel runs the pending handlers from the highest number down, so WINCH (28)
-    is read before CHLD (17).) SIGTERM exits 0."""
+    """Forwarding SIGWINCH raises: tests/helpers/inject_fault/sitecustomize.py, put on
+    pyinit's PYTHONPATH, makes the real signal sender (the supervisor's seam) raise
+    for SIGWINCH; pyinit has no test hook of its own. pyinit logs ``internal error
+    (continuing)`` with the traceback and goes on: it answers ``pyinit status``, and
+    a SIGCHLD read in the same batch as the faulty signal is still handled, so the
+    exit of a service killed meanwhile is not lost: it is restarted. (pyinit is
+    stopped while the signals arrive; on SIGCONT the kernel runs the pending
+    handlers from the highest number down, so WINCH (28) is read before CHLD (17).)
+    SIGTERM exits 0."""
     config = write_config(
         tmp_path,
         f"""
@@ -322,7 +324,8 @@ def test_injected_handler_fault(cli: Runner, tmp_path: Path) -> None:
             command: ["sleep", "1007"]{FAST_RESTART}
         """,
     )
-    env = {**runtime_env(tmp_path), "PYINIT_TEST_FAULT": "SIGWINCH"}
+    inject = Path(__file__).parents[1] / "helpers" / "inject_fault"
+    env = {**runtime_env(tmp_path), "PYTHONPATH": str(inject)}
     proc = cli.start(["-c", str(config)], env=env, stderr=subprocess.STDOUT)
     assert proc.out is not None
     victim = one_live(proc, "sleep 1007")

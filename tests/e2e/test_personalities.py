@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers.cli import Runner, helper, real_tool
 from tests.helpers.commands import expect_ready, recorder, sh
+from tests.helpers.deadlines import wait_until
+from tests.helpers.procs import proc_status
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -32,22 +34,62 @@ def test_orphans_reaped(cli: Runner, face: str) -> None:
     assert (done.code, done.out) == (0, "orphans 500 zombies 0 others 0")
 
 
-@pytest.mark.parametrize("face", FACES, ids=face_id)
-def test_cmd_starts_with_clean_signal_state(cli: Runner, face: str | None) -> None:
-    """CMD's mask is empty and nothing is ignored or caught, whatever the face (tini
-    ignores TTIN/TTOU itself) and whatever pyinit inherited."""
+def _dirty() -> None:
+    """What a launcher may leave behind (nohup ignores HUP): for preexec_fn."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 
-    def dirty() -> None:
-        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 
-    done = cli.run(["cat", "/proc/self/status"], personality=face, preexec_fn=dirty)
-    fields = dict(line.split(":\t", 1) for line in done.out.splitlines() if ":\t" in line)
+def _signal_state(out: str) -> list[int]:
+    """SigBlk, SigIgn and SigCgt of a ``cat /proc/self/status``."""
+    fields = dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
+    return [int(fields[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt")]
+
+
+def _bits(*signums: int) -> int:
+    return sum(1 << (s - 1) for s in signums)
+
+
+@pytest.mark.parametrize("program", ["pyinit", "dumb-init", "real dumb-init"])
+def test_cmd_starts_with_clean_signal_state(cli: Runner, program: str) -> None:
+    """pyinit and dumb-init start CMD with an empty mask and nothing ignored or
+    caught, whatever they inherited."""
+    if program == "real dumb-init":
+        done = cli.run(
+            ["cat", "/proc/self/status"], program=[real_tool("dumb-init")], preexec_fn=_dirty
+        )
+    else:
+        face = None if program == "pyinit" else program
+        done = cli.run(["cat", "/proc/self/status"], personality=face, preexec_fn=_dirty)
     assert done.code == 0
-    assert [int(fields[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt")] == [0, 0, 0]
+    assert _signal_state(done.out) == [0, 0, 0]
 
 
-@pytest.mark.parametrize("face", FACES, ids=face_id)
+@pytest.mark.parametrize("program", ["ours", "real"])
+def test_tini_hands_cmd_the_signal_state_it_inherited(cli: Runner, program: str) -> None:
+    """Under the tini name, CMD gets the mask and the ignored signals tini was
+    started with (nohup tini -- app keeps HUP ignored), TTIN included, which tini
+    ignores for itself meanwhile; nothing is caught."""
+    kwargs = {"personality": "tini"} if program == "ours" else {"program": [real_tool("tini")]}
+    done = cli.run(["--", "cat", "/proc/self/status"], preexec_fn=_dirty, **kwargs)  # type: ignore[arg-type]
+    assert done.code == 0
+    ignored = _bits(signal.SIGHUP, signal.SIGQUIT, signal.SIGTTIN)
+    assert _signal_state(done.out) == [_bits(signal.SIGUSR1), ignored, 0]
+
+
+@pytest.mark.parametrize("program", ["ours", "real"])
+def test_tini_cmd_starts_clean_from_a_clean_start(cli: Runner, program: str) -> None:
+    """From a clean start, tini's CMD is clean too: TTIN/TTOU, which tini ignores
+    for itself, are default again in CMD."""
+    kwargs = {"personality": "tini"} if program == "ours" else {"program": [real_tool("tini")]}
+    done = cli.run(["--", "cat", "/proc/self/status"], **kwargs)  # type: ignore[arg-type]
+    assert done.code == 0
+    assert _signal_state(done.out) == [0, 0, 0]
+
+
+@pytest.mark.parametrize("face", [None, "dumb-init"], ids=face_id)
 def test_blocked_signal_still_forwarded(cli: Runner, face: str | None) -> None:
     """A signal blocked by whoever started the init is still received and forwarded."""
     usr1 = int(signal.SIGUSR1)
@@ -59,6 +101,30 @@ def test_blocked_signal_still_forwarded(cli: Runner, face: str | None) -> None:
     expect_ready(proc.out, ["cmd"])
     proc.signal(usr1)
     proc.out.expect(f"^cmd sig {usr1}$")
+    assert proc.finish()[0] == 0
+
+
+@pytest.mark.parametrize("program", ["ours", "real"])
+def test_tini_forwards_a_blocked_signal_that_stays_blocked_in_cmd(
+    cli: Runner, program: str
+) -> None:
+    """tini takes a signal its launcher blocked and forwards it; CMD inherited the
+    block, so there the signal waits, pending."""
+    usr1 = int(signal.SIGUSR1)
+    kwargs = {"personality": "tini"} if program == "ours" else {"program": [real_tool("tini")]}
+    proc = cli.start(
+        ["--", *recorder(usr1)],
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {usr1}),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    expect_ready(proc.out, ["cmd"])
+    (cmd,) = proc.lineage(1)
+    proc.signal(usr1)
+    wait_until(
+        lambda: int(proc_status(cmd).get("ShdPnd", "0"), 16) & (1 << (usr1 - 1)),
+        "SIGUSR1 pending in CMD",
+    )
+    assert f"cmd sig {usr1}" not in proc.out.lines
     assert proc.finish()[0] == 0
 
 

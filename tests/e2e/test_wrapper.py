@@ -126,6 +126,26 @@ def test_signals_blocked_by_the_launcher_are_still_forwarded(cli: Runner) -> Non
     assert proc.finish()[0] == 0
 
 
+def test_sigpipe_of_pyinits_own_write_is_not_forwarded(cli: Runner) -> None:
+    """When nobody reads pyinit's stderr any more, its next trace line raises
+    SIGPIPE in pyinit itself: that one is not CMD's business and is dropped, while
+    a SIGPIPE sent with kill is forwarded."""
+    usr1, pipe = int(signal.SIGUSR1), int(signal.SIGPIPE)
+    proc = cli.start(["-v", "--", *recorder(usr1, pipe, MARKER)])
+    expect_ready(proc.out, ["cmd"])
+    assert proc.popen.stderr is not None
+    proc.popen.stderr.close()  # the only reader: pyinit's next write gets EPIPE
+    proc.signal(usr1)  # traced: "SIGUSR1 received; forwarded ..."
+    proc.out.expect(f"^cmd sig {usr1}$")
+    proc.signal(MARKER)
+    proc.out.expect(f"^cmd sig {MARKER}$")
+    assert f"cmd sig {pipe}" not in proc.out.lines
+    proc.signal(pipe)
+    proc.out.expect(f"^cmd sig {pipe}$")
+    proc.close_stdin()
+    assert proc.wait() == 0
+
+
 # -- exit codes -------------------------------------------------------------------
 
 

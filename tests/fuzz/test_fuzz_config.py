@@ -11,9 +11,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyinit import config as cfgmod
-from pyinit import config_ext
-from pyinit.config import Config, ConfigError, load_config, load_config_text
+from pyinit.config import Config, ConfigError, ServiceType, load_config, load_config_text
+from pyinit.config import extras as config_extras
+from pyinit.config.load import SETTINGS_KEYS, TOP_KEYS
+from pyinit.config.probes import HEALTHCHECK_KEYS, READY_KEYS
+from pyinit.config.services import BACKOFF_KEYS, SERVICE_KEYS, START_LIMIT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 # A directory that does not exist: relative env_file paths resolve to nothing.
@@ -57,17 +59,17 @@ SEEDS = [
 
 KEYS = sorted(
     {
-        *cfgmod._TOP_KEYS,
-        *cfgmod._SETTINGS_KEYS,
-        *cfgmod._SERVICE_KEYS,
-        *cfgmod._BACKOFF_KEYS,
-        *cfgmod._START_LIMIT_KEYS,
-        *cfgmod._HEALTHCHECK_KEYS,
-        *cfgmod._READY_KEYS,
-        *config_ext._DEVELOP_KEYS,
-        *config_ext._WATCH_KEYS,
-        *config_ext._LOGGING_KEYS,
-        *config_ext._FILE_OPTIONS,
+        *TOP_KEYS,
+        *SETTINGS_KEYS,
+        *SERVICE_KEYS,
+        *BACKOFF_KEYS,
+        *START_LIMIT_KEYS,
+        *HEALTHCHECK_KEYS,
+        *READY_KEYS,
+        *config_extras._DEVELOP_KEYS,
+        *config_extras._WATCH_KEYS,
+        *config_extras._LOGGING_KEYS,
+        *config_extras._FILE_OPTIONS,
         "condition",
         "path",
         "required",
@@ -114,7 +116,7 @@ service_names = st.one_of(st.sampled_from(["a", "b", "db", "web", "bad name", "-
 services = st.dictionaries(
     service_names,
     st.one_of(
-        st.dictionaries(st.sampled_from(cfgmod._SERVICE_KEYS), values, max_size=6).map(
+        st.dictionaries(st.sampled_from(SERVICE_KEYS), values, max_size=6).map(
             lambda d: {"command": "true", **d}
         ),
         values,
@@ -130,7 +132,7 @@ documents = st.one_of(
 # Services built around the keys of issue 15, so that deep paths are reached often.
 _small = st.one_of(scalars, st.lists(scalars, max_size=3))
 _watch_entries = st.lists(
-    st.dictionaries(st.sampled_from([*config_ext._WATCH_KEYS, "target"]), _small, max_size=4),
+    st.dictionaries(st.sampled_from([*config_extras._WATCH_KEYS, "target"]), _small, max_size=4),
     max_size=3,
 )
 _logging = st.one_of(
@@ -139,7 +141,7 @@ _logging = st.one_of(
         {"driver": st.sampled_from(["file", "json-file", "", "syslog"])},
         optional={
             "options": st.dictionaries(
-                st.sampled_from([*config_ext._FILE_OPTIONS, "compress"]), scalars, max_size=5
+                st.sampled_from([*config_extras._FILE_OPTIONS, "compress"]), scalars, max_size=5
             )
         },
     ),
@@ -208,9 +210,9 @@ def check(text: str, path: str = PATH) -> Config | None:
     assert _acyclic(config)
     for svc in config.services.values():
         if svc.schedule is not None:
-            assert svc.type is cfgmod.ServiceType.ONESHOT
+            assert svc.type is ServiceType.ONESHOT
         if svc.watch:
-            assert svc.type is cfgmod.ServiceType.LONGRUN
+            assert svc.type is ServiceType.LONGRUN
         if svc.log_file is not None:
             assert os.path.isabs(svc.log_file.path) and svc.log_file.max_files >= 1
         for dep in svc.depends_on:

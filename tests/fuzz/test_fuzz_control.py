@@ -6,29 +6,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
-import tempfile
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from pyinit.control import (
+from pyinit.control import ControlServer
+from pyinit.protocol import (
     COMMANDS,
     MAX_REQUEST,
     MAX_WAIT_TIMEOUT,
-    ControlServer,
     Request,
     RequestError,
     parse_request,
 )
-from pyinit.logs import RecentLines
-from pyinit.loop import EventLoop
+from tests.helpers.control import RecordingLoop, serving
 
 # -- the parser ------------------------------------------------------------------------
 
@@ -102,77 +95,6 @@ def test_regressions() -> None:
 
 
 # -- the server, in its loop -------------------------------------------------------------
-
-
-class RecordingLoop(EventLoop):
-    """The real loop, except that a callback's exception is recorded, not printed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[str] = []
-
-    def guarded(self, callback: Callable[[], None]) -> None:
-        try:
-            callback()
-        except Exception:
-            self.errors.append(traceback.format_exc())
-
-    _guarded = guarded  # the name before loop.py made it public
-
-    def step(self) -> None:
-        """One iteration of run(): whatever is ready now, then the due timers."""
-        self.call_later(0, self.stop)
-        self.run()
-
-
-class FakeSupervisor:
-    """What ControlServer uses of a Supervisor: one running service, ``web``."""
-
-    def __init__(self) -> None:
-        self.loop = RecordingLoop()
-        self.change_hooks: list[Callable[[], None]] = []
-        self.messages: list[str] = []
-        self.services = {"web": object()}
-        web = RecentLines()
-        web.add(b"one\ntwo \xff")
-        self.logs = SimpleNamespace(recent={"web": web})
-        self.stop_set: set[str] = set()
-        self.restart_set: set[str] = set()
-        self.replacements: dict[str, Any] = {}
-
-    def log(self, message: str, level: int = 0) -> None:
-        self.messages.append(message)
-
-    def snapshot(self) -> dict[str, Any]:
-        web = {"type": "longrun", "state": "running", "ready": True, "reason": "", "pid": 7}
-        return {"pid": 1, "stopping": False, "services": {"web": web}}
-
-    def _act(self, names: list[str]) -> tuple[list[str], list[str]]:
-        known = [n for n in names if n in self.services]
-        return known, [f"no service named {n!r}" for n in names if n not in self.services]
-
-    start_services = stop_services = restart_services = _act
-
-    def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]:
-        return self._act(names)
-
-    def reload(self, on_done: Callable[[bool, list[str]], None]) -> None:
-        # As the real one: answered later, from the loop, when the load is over.
-        self.loop.call_later(0, lambda: on_done(True, ["no change"]))
-
-
-@contextmanager
-def serving() -> Iterator[tuple[ControlServer, FakeSupervisor]]:
-    with tempfile.TemporaryDirectory(prefix="pyinit-fuzz-") as tmp:
-        sup = FakeSupervisor()
-        server = ControlServer(sup, os.path.join(tmp, "control.sock"))  # type: ignore[arg-type]
-        try:
-            yield server, sup
-        finally:
-            server.close()
-            sup.loop.close()
-        assert not sup.loop.errors, sup.loop.errors[0]
-        assert not [m for m in sup.messages if "internal error" in m], sup.messages
 
 
 def _exchange(

@@ -116,10 +116,15 @@ def test_dumb_init_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         assert capsys.readouterr().err.startswith("dumb-init v")
 
 
-@pytest.mark.parametrize("rule", ["KILL:TERM", "STOP:0", "CHLD:USR1", "SEGV:TERM"])
+@pytest.mark.parametrize("rule", ["KILL:TERM", "STOP:0", "CHLD:USR1"])
 def test_rewrite_of_a_signal_pyinit_never_forwards_is_refused(rule: str) -> None:
     """A --rewrite rule whose FROM signal never reaches the forwarding path (KILL and
-    STOP cannot be caught, CHLD is pyinit's own, faults are not intercepted) is a
-    usage error rather than a rule that silently never applies."""
+    STOP cannot be caught, CHLD is pyinit's own) is a usage error rather than a
+    rule that silently never applies."""
     with pytest.raises(UsageError, match="never forwards"):
         parse_rewrite(rule)
+
+
+def test_rewrite_of_a_fault_signal_is_accepted() -> None:
+    """A fault signal sent with kill is forwarded, so a rule for it can apply."""
+    assert parse_rewrite("SEGV:TERM") == (int(signal.SIGSEGV), int(signal.SIGTERM))

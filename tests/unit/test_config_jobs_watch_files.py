@@ -1,5 +1,5 @@
 """Unit tests for the config keys of scheduled jobs, file watching and log files
-(pyinit/config_ext.py): values, and each bad input as ``file:line: key: message``."""
+(pyinit/config/extras.py): values, and each bad input as ``file:line: key: message``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from pyinit.config import Config, ConfigError, load_config_text
-from pyinit.config_ext import LogFileOptions, parse_size
+from pyinit.config.extras import parse_size
+from pyinit.config.model import LogFileOptions
 from pyinit.watch import WatchSpec
 
 PATH = "/srv/app/services.yaml"

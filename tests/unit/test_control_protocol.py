@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,12 +14,20 @@ from typing import Any
 import pytest
 
 from pyinit.client import format_status, format_uptime, parse_client_args
-from pyinit.control import MAX_REQUEST, RequestError, addressable, parse_request, wait_verdict
+from pyinit.control import wait_verdict
 from pyinit.errors import UsageError
+from pyinit.protocol import COMMANDS, MAX_REQUEST, RequestError, addressable, parse_request
+from pyinit.snapshot import Snapshot
 
 
 def req(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\n"
+
+
+def test_every_command_has_a_parser() -> None:
+    for cmd in COMMANDS:
+        body = {"services": ["a"], "service": "a", "signal": "HUP"}
+        assert parse_request(req({"cmd": cmd, **body})).cmd == cmd
 
 
 def test_plain_commands_parse() -> None:
@@ -89,12 +98,12 @@ def test_oversized_request() -> None:
         parse_request(b'{"cmd": "status", "pad": "' + b"x" * MAX_REQUEST + b'"}\n')
 
 
-def snap(**services: dict[str, Any]) -> dict[str, Any]:
+def snap(**services: dict[str, Any]) -> Snapshot:
     full = {
         n: {"type": "longrun", "state": "running", "ready": True, "reason": "", **s}
         for n, s in services.items()
     }
-    return {"stopping": False, "services": full}
+    return Snapshot.from_json({"stopping": False, "services": full})
 
 
 def test_wait_verdict() -> None:
@@ -120,7 +129,7 @@ def test_wait_verdict() -> None:
         "gone: stopped",
         "no service named 'nope'",
     ]
-    stopping = {**s, "stopping": True}
+    stopping = dataclasses.replace(s, stopping=True)
     assert wait_verdict(stopping, ["slow"], set())[1] == ["pyinit is shutting down"]
 
 
@@ -182,14 +191,14 @@ def test_status_table() -> None:
     """``pyinit status`` prints NAME STATE PID UPTIME RESTARTS READY HEALTH LAST EXIT,
     one aligned row per service, ``-`` for what does not apply."""
     table = format_status(
-        {
+        Snapshot.from_json({
             "services": {
                 "web": {"state": "running", "pid": 12, "uptime": 75.2, "restarts": 2,
                         "ready": True, "health": "healthy", "last_exit": 1},
                 "setup": {"state": "completed", "pid": None, "uptime": None, "restarts": 0,
                           "ready": True, "health": None, "last_exit": 0},
             }
-        }
+        })
     )  # fmt: skip
     lines = table.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH",
@@ -206,10 +215,12 @@ def test_uptime_format() -> None:
 
 
 def test_client_imports_no_yaml_or_psutil() -> None:
-    """The client commands load neither PyYAML nor psutil (start-up cost in probes)."""
+    """The client commands load neither PyYAML nor psutil (start-up cost in probes),
+    nor the server's modules: the protocol is all they share."""
+    heavy = ("yaml", "psutil", "pyinit.control", "pyinit.netserve", "pyinit.supervisor")
     code = (
-        "import sys; import pyinit.cli, pyinit.client;"
-        "print(sorted(m for m in ('yaml', 'psutil') if m in sys.modules))"
+        "import sys; import pyinit.cli, pyinit.client, pyinit.status;"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

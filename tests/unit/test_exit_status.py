@@ -68,3 +68,32 @@ def test_a_nul_byte_in_the_command_is_a_spawn_error() -> None:
     with pytest.raises(SpawnError) as info:
         spawn(SpawnSpec(["echo", "a\0b"]))
     assert info.value.pid is None and info.value.exit_code == 126
+
+
+def test_pure_decoding_matches_the_os_macros() -> None:
+    """ExitStatus decodes without os (pyinit/exitstatus.py is pure); it must agree
+    with the os.W* macros for every exit code and signal, with and without core."""
+    import os
+
+    for status in [code << 8 for code in range(256)] + [
+        sig | core for sig in range(1, 0x7F) for core in (0, CORE)
+    ]:
+        decoded = ExitStatus.from_wait_status(status)
+        if os.WIFSIGNALED(status):
+            assert decoded == ExitStatus(
+                signal=os.WTERMSIG(status), core_dumped=os.WCOREDUMP(status)
+            )
+        else:
+            assert decoded == ExitStatus(code=os.waitstatus_to_exitcode(status))
+
+
+def test_a_stopped_status_is_refused_as_the_os_does() -> None:
+    """0x7f in the low bits is a stopped child, not an exit (never reaped without
+    WUNTRACED): refused, as os.waitstatus_to_exitcode refuses it."""
+    import os
+
+    stopped = (int(signal.SIGSTOP) << 8) | 0x7F
+    with pytest.raises(ValueError):
+        os.waitstatus_to_exitcode(stopped)
+    with pytest.raises(ValueError):
+        ExitStatus.from_wait_status(stopped)

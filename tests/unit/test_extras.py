@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pyinit.config import ServiceConfig, ServiceType
-from pyinit.config_ext import LogFileOptions
+from pyinit.config.model import LogFileOptions
 from pyinit.extras import ServiceExtras
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
@@ -57,15 +57,18 @@ def test_reload_attaches_and_detaches(
     assert made.jobs.schedule("job") == "@hourly"
     assert made.jobs.records["job"].runs["success"] == 1
     assert made.files["web"] is sink and made.watchers == {}
-    status = made.status("job")["job"]
-    assert status["schedule"] == "@hourly" and status["last_result"] == "success"
-    assert made.status("web")["log_file"]["path"] == options.path
+    job_status = made.job_snapshot("job")
+    assert job_status is not None
+    assert job_status.schedule == "@hourly" and job_status.last_result == "success"
+    file_status = made.log_file_snapshot("web")
+    assert file_status is not None and file_status.path == options.path
 
     # Reload: the log file goes to stdout again, the job is removed.
     made.sync({"web": replace(web2, log_file=None)})
     assert "job" not in made.jobs and "job" not in made.jobs.records
     assert made.files == {} and "web" not in logs._files and "web" not in logs._file_only
-    assert made.status("web") == {} and said == []
+    assert made.log_file_snapshot("web") is None and made.job_snapshot("web") is None
+    assert said == []
 
 
 def test_shutdown_stops_timers_and_watchers(

@@ -11,6 +11,7 @@ import pytest
 from pyinit.config import HealthCheck, Probe
 from pyinit.health import HealthStatus, HealthTracker, _judge_status_line
 from pyinit.notify import parse_message
+from pyinit.snapshot import Snapshot
 from pyinit.status import verdict
 from tests.helpers.snapshots import svc
 
@@ -239,8 +240,8 @@ def test_parse_message(data: bytes, fields: dict[str, str]) -> None:
 
 
 
-def snap(stopping: bool = False, **services: dict[str, Any]) -> dict[str, Any]:
-    return {"pid": 1, "stopping": stopping, "services": services}
+def snap(stopping: bool = False, **services: dict[str, Any]) -> Snapshot:
+    return Snapshot.from_json({"pid": 1, "stopping": stopping, "services": services})
 
 
 def test_verdict_healthy_container() -> None:
@@ -257,7 +258,7 @@ def test_verdict_healthy_container() -> None:
 def test_verdict_empty() -> None:
     """No services: nothing is wrong (pyinit with only a main command)."""
     assert verdict(snap()) == []
-    assert verdict({}) == []
+    assert verdict(Snapshot()) == []
 
 
 def test_verdict_not_ready() -> None:

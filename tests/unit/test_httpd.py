@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from pyinit.httpd import (
-    SERVICE_STATES,
     BadRequest,
     Endpoints,
     escape_label,
@@ -20,6 +19,7 @@ from pyinit.httpd import (
     render_metrics,
     render_response,
 )
+from pyinit.snapshot import ServiceState, Snapshot
 from tests.helpers import promtext
 from tests.helpers.snapshots import svc
 
@@ -28,7 +28,7 @@ NOW = 1_700_000_100.0
 
 
 
-def snap(services: dict[str, dict[str, Any]], **over: Any) -> dict[str, Any]:
+def snap(services: dict[str, dict[str, Any]], **over: Any) -> Snapshot:
     base: dict[str, Any] = {
         "pid": 1,
         "stopping": False,
@@ -38,7 +38,7 @@ def snap(services: dict[str, dict[str, Any]], **over: Any) -> dict[str, Any]:
         "services": services,
     }
     base.update(over)
-    return base
+    return Snapshot.from_json(base)
 
 
 # -- addresses -----------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_render_response_is_http_1_0_with_length_and_close() -> None:
 # -- endpoints --------------------------------------------------------------------------
 
 
-def endpoints(snapshot: dict[str, Any], critical: tuple[str, ...] = ()) -> Endpoints:
+def endpoints(snapshot: Snapshot, critical: tuple[str, ...] = ()) -> Endpoints:
     return Endpoints(lambda: snapshot, lambda: critical, clock=lambda: NOW)
 
 
@@ -170,7 +170,8 @@ def test_status_is_the_snapshot_as_json() -> None:
     snapshot = snap({"web": svc()})
     status, content_type, body = endpoints(snapshot)("GET", "/status")
     assert (status, content_type) == (200, "application/json")
-    assert json.loads(body) == snapshot
+    assert json.loads(body) == snapshot.to_json()
+    assert body == (json.dumps(snapshot.to_json(), indent=1, sort_keys=True) + "\n").encode()
 
 
 def test_unknown_paths_404_and_other_methods_405() -> None:
@@ -229,7 +230,7 @@ def test_metrics_values_per_service() -> None:
         "db": NOW - 0.5,
     }
     state = fam["pyinit_service_state"]
-    assert len(state.samples) == 4 * len(SERVICE_STATES)
+    assert len(state.samples) == 4 * len(ServiceState)
     assert state.value(service="api", state="backoff") == 1
     assert state.value(service="api", state="running") == 0
     assert sum(v for ls, v in state.samples if ls["service"] == "new") == 1

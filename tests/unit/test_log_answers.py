@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pyinit import control
 from pyinit.control import answer_chunks
 from pyinit.logs import RECENT_LINES, RecentLines
-from tests.fuzz.test_fuzz_control import RecordingLoop, serving
+from tests.helpers.control import RecordingLoop, serving
 
 blocks = st.lists(st.binary(max_size=40), min_size=1, max_size=12)
 
@@ -82,7 +82,7 @@ def test_budget_refuses_logs_while_answers_wait(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(control, "ANSWER_BUDGET", 3 * 1024 * 1024)
     big = b"\xff" * 2 * 1024 * 1024  # one block: the store keeps its last block whole
     with serving() as (server, sup):
-        sup.logs.recent["big"] = _store([big])
+        sup.recent["big"] = _store([big])
         first = _silent_client(server.path, sup.loop, "big")
         assert len(server.conns) == 1 and server.held > 1024 * 1024
         second = _silent_client(server.path, sup.loop, "big")

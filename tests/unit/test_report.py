@@ -21,9 +21,10 @@ from pyinit.report import (
     termination_log_path,
     write_termination_log,
 )
+from pyinit.snapshot import ServiceSnapshot, Snapshot
 
 
-def svc(**over: Any) -> dict[str, Any]:
+def svc(**over: Any) -> ServiceSnapshot:
     base: dict[str, Any] = {
         "type": "longrun",
         "state": "stopped",
@@ -35,11 +36,11 @@ def svc(**over: Any) -> dict[str, Any]:
         "uptime": None,
     }
     base.update(over)
-    return base
+    return ServiceSnapshot.from_json(base)
 
 
-def snap(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"pid": 1, "stopping": True, "started": 0.0, "services": services}
+def snap(services: dict[str, ServiceSnapshot]) -> Snapshot:
+    return Snapshot(pid=1, stopping=True, started=0.0, services=services)
 
 
 def test_service_line_format() -> None:

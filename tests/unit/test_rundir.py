@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from pyinit.control import ControlServer
+from pyinit.control import bind_socket
 from pyinit.notify import NotifySocket
 from pyinit.rundir import choose, unsafe
+from pyinit.snapshot import Snapshot
 from pyinit.status import health_main, write_snapshot
 
 PRECIOUS = "root's file\n"
@@ -50,12 +51,12 @@ def test_status_file_never_written_through_a_planted_link(run: Path, target: Pat
     keeps its content and mode; status.json ends up a regular file with the snapshot."""
     for name in (f"status.json.{os.getpid()}.tmp", "status.json.1.tmp", "status.json"):
         (run / name).symlink_to(target)
-    write_snapshot(str(run), {"services": {}, "n": 1})
-    write_snapshot(str(run), {"services": {}, "n": 2})
+    write_snapshot(str(run), Snapshot(orphans_reaped=1))
+    write_snapshot(str(run), Snapshot(orphans_reaped=2))
     assert untouched(target)
     info = os.lstat(run / "status.json")
     assert stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
-    assert json.loads((run / "status.json").read_text())["n"] == 2
+    assert json.loads((run / "status.json").read_text())["orphans_reaped"] == 2
     left = {p.name for p in run.iterdir()} - {"status.json"}
     assert left == {f"status.json.{os.getpid()}.tmp", "status.json.1.tmp"}  # only the links
 
@@ -63,7 +64,7 @@ def test_status_file_never_written_through_a_planted_link(run: Path, target: Pat
 def test_status_file_temp_removed_when_the_rename_fails(run: Path) -> None:
     (run / "status.json").mkdir()  # rename over a directory fails
     with pytest.raises(OSError):
-        write_snapshot(str(run), {"services": {}})
+        write_snapshot(str(run), Snapshot())
     assert [p.name for p in run.iterdir()] == ["status.json"]
 
 
@@ -72,7 +73,7 @@ def test_status_file_refuses_a_linked_directory(tmp_path: Path, run: Path) -> No
     link = tmp_path / "link"
     link.symlink_to(run)
     with pytest.raises(OSError):
-        write_snapshot(str(link), {"services": {}})
+        write_snapshot(str(link), Snapshot())
     assert list(run.iterdir()) == []
 
 
@@ -110,12 +111,11 @@ def umask_zero() -> Iterator[None]:
 
 
 def bind_control(path: Path) -> None:
-    server = ControlServer.__new__(ControlServer)
-    server.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        server._bind(str(path))
+        bind_socket(sock, str(path))
     finally:
-        server.sock.close()
+        sock.close()
 
 
 def bind_notify(path: Path) -> None:
@@ -225,7 +225,7 @@ def test_health_ignores_a_status_file_pyinit_did_not_write(
     before pyinit could write its own) is not believed."""
     run.chmod(0o1777)
     monkeypatch.setenv("PYINIT_RUNTIME_DIR", str(run))
-    write_snapshot(str(run), {"services": {}, "pid": os.getpid()})
+    write_snapshot(str(run), Snapshot(pid=os.getpid()))
     assert health_main([]) == 0
     os.chown(run / "status.json", 65534, 65534)
     assert health_main([]) == 1

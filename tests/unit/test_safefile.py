@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import config as config_module
-from pyinit.config import ConfigError, load_config, load_config_text
+from pyinit.config import MAX_DEPTH, ConfigError, load_config, load_config_text
+from pyinit.config import load as config_load
 from pyinit.safefile import CONFIG_CAP, ENV_FILE_CAP, UnsafeFile, read_bytes
 
 
@@ -118,7 +118,7 @@ def test_deeply_nested_command_is_one_problem() -> None:
 
 def test_nesting_within_the_limit_loads() -> None:
     """Nesting up to MAX_DEPTH is only the usual type error."""
-    depth = config_module.MAX_DEPTH - 4  # root, services, a, command
+    depth = MAX_DEPTH - 4  # root, services, a, command
     text = "services:\n  a:\n    command: " + "[" * depth + "]" * depth + "\n"
     with pytest.raises(ConfigError) as info:
         load_config_text(text, "s.yaml", {})
@@ -137,7 +137,7 @@ def test_aliases_nesting_deeper_than_the_text_do_not_recurse() -> None:
 
 
 def test_too_many_services(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "MAX_SERVICES", 3)
+    monkeypatch.setattr(config_load, "MAX_SERVICES", 3)
     text = "services:\n" + "".join(f"  s{i}: {{command: [x]}}\n" for i in range(4))
     with pytest.raises(ConfigError) as info:
         load_config_text(text, "s.yaml", {})

@@ -1,4 +1,4 @@
-"""Readers for the service keys of scheduled jobs, file watching and log files.
+"""Readers of the service keys of scheduled jobs, file watching and log files.
 
 ``schedule`` / ``concurrency``, ``develop: {watch: [...]}`` (Compose's shape) and
 ``logging: {driver: file, options: {...}}`` (Compose's json-file option names).
@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 import yaml
 
+from pyinit.config.model import LogFileOptions
+from pyinit.config.nodes import Entries, Reader
 from pyinit.schedule import Schedule, parse_schedule
 from pyinit.watch import WatchSpec
 
@@ -30,34 +30,6 @@ _OTHER_ACTIONS = ("sync", "rebuild", "sync+restart", "sync+exec")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\Z", re.IGNORECASE)
 _MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_LOG_SIZE = 1024  # bytes; smaller rotates on nearly every line
-
-
-@dataclass(frozen=True)
-class LogFileOptions:
-    """``logging: {driver: file, options: ...}``: where and how big."""
-
-    path: str
-    max_size: int | None = None  # bytes; None: never rotated
-    max_files: int = 1  # all files, the current one included (Docker's max-file)
-    stdout: bool = True  # also to pyinit's stdout, prefixed as usual
-
-
-class Reader(Protocol):
-    """What these readers use of the config loader (pyinit.config's _Loader)."""
-
-    base_dir: str
-
-    def add(self, node: yaml.Node | None, key: str, message: str) -> None: ...
-    def expected(self, node: yaml.Node, key: str, what: str) -> None: ...
-    def text(self, node: yaml.Node, key: str, what: str = "a string") -> str | None: ...
-    def boolean(self, node: yaml.Node, key: str) -> bool | None: ...
-    def choice(self, node: yaml.Node, key: str, options: tuple[str, ...]) -> str | None: ...
-    def mapping(
-        self, node: yaml.Node, key: str, what: str = "a mapping"
-    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None: ...
-    def check_keys(
-        self, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], key: str
-    ) -> bool: ...
 
 
 # -- schedule ---------------------------------------------------------------------
@@ -86,7 +58,10 @@ def read_concurrency(r: Reader, node: yaml.Node, key: str) -> str | None:
 
 
 # -- develop.watch ----------------------------------------------------------------------
-def read_develop(r: Reader, node: yaml.Node, key: str) -> tuple[WatchSpec, ...] | None:
+def read_develop(
+    r: Reader, node: yaml.Node, key: str, base_dir: str
+) -> tuple[WatchSpec, ...] | None:
+    """``base_dir``: the config file's directory, where relative paths start."""
     entries = r.mapping(node, key)
     if entries is None:
         return None
@@ -97,13 +72,15 @@ def read_develop(r: Reader, node: yaml.Node, key: str) -> tuple[WatchSpec, ...] 
     if not isinstance(wnode, yaml.SequenceNode):
         r.expected(wnode, f"{key}.watch", "a list of {path, action: restart, ignore} entries")
         return None
-    specs = [_watch_entry(r, item, f"{key}.watch[{i}]") for i, item in enumerate(wnode.value)]
+    specs = [
+        _watch_entry(r, item, f"{key}.watch[{i}]", base_dir) for i, item in enumerate(wnode.value)
+    ]
     if any(spec is None for spec in specs):
         return None
     return tuple(spec for spec in specs if spec is not None)
 
 
-def _watch_entry(r: Reader, node: yaml.Node, key: str) -> WatchSpec | None:
+def _watch_entry(r: Reader, node: yaml.Node, key: str, base_dir: str) -> WatchSpec | None:
     entries = r.mapping(node, key)
     if entries is None:
         return None
@@ -137,7 +114,7 @@ def _watch_entry(r: Reader, node: yaml.Node, key: str) -> WatchSpec | None:
     if not ok or path is None or ignore is None:
         return None
     # Relative to the config file, as Compose reads it relative to the compose file.
-    return WatchSpec(os.path.normpath(os.path.join(r.base_dir, path)), ignore)
+    return WatchSpec(os.path.normpath(os.path.join(base_dir, path)), ignore)
 
 
 def _ignore_list(r: Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None:
@@ -255,7 +232,7 @@ def check_service(
     r: Reader,
     key: str,
     fields: Mapping[str, object],
-    entries: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    entries: Entries,
 ) -> None:
     """What one key of a service says about another: schedule and concurrency are
     for oneshots, develop.watch for longruns."""

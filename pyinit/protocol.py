@@ -1,0 +1,314 @@
+"""The control socket's protocol: where the socket is, what goes over it, and the
+client's end of one exchange (``send``: a blocking socket with a timeout, for an
+operator's shell or a probe, never PID 1).
+
+Both ends import this module: the server (control.py) and the client commands
+(client.py), which must not import the server. The standard library only, and
+nothing that reads a config.
+
+Each connection carries one request and one answer, each a JSON object on one
+line (``encode``); then the server closes. A request is ``{"cmd": C, ...}`` with
+C one of COMMANDS (``parse_request`` says what each takes). An answer has
+``"ok"``, and, when it is false, ``"error"`` (or per-service ``"errors"``):
+
+- status: ``{"ok":true,"status":SNAPSHOT}`` (snapshot.Snapshot.to_json())
+- health: ``{"ok":true,"healthy":B,"problems":[...],"services":N}``
+- start|stop|restart|signal: ``{"ok":B,"done":[names],"errors":[messages]}``
+- reload: ``{"ok":B,"messages":[...]}``, once the new config was loaded (or not)
+- wait: ``{"ok":true}``, or ``{"ok":false,"error":...,"not_ready":[names]}``
+- logs: the header ``{"ok":true,"lines":N,"bytes":M}``, then M raw bytes: the N
+  lines exactly as the service wrote them, each ending with a newline. A kept
+  line never holds a newline (lines are split there), so nothing needs escaping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST = 64 * 1024  # bytes, newline included
+DEFAULT_LOG_LINES = 100
+DEFAULT_WAIT_TIMEOUT = 60.0
+MAX_WAIT_TIMEOUT = 7 * 24 * 3600.0
+MAX_ANSWER = 64 * 1024 * 1024  # an answer line longer than this is not one
+_SUN_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
+RUNTIME_DIRS = ("/run/pyinit", "/tmp/pyinit-{uid}", "/tmp/pyinit-0")  # as rundir.choose tries
+
+COMMANDS = ("status", "start", "stop", "restart", "signal", "reload", "logs", "health", "wait")
+
+
+class RequestError(ValueError):
+    """A request the server refuses; the message goes back to the client."""
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: str
+    services: list[str] = field(default_factory=list)
+    signal: int = 0
+    lines: int = DEFAULT_LOG_LINES
+    timeout: float = DEFAULT_WAIT_TIMEOUT
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+def _services(obj: dict[str, Any], *, required: bool) -> list[str]:
+    raw = obj.get("services")
+    if raw is None and not required:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n for n in raw):
+        raise RequestError('"services" must be a list of service names')
+    if required and not raw:
+        raise RequestError('"services" names no service')
+    return list(dict.fromkeys(raw))  # duplicates once, order kept
+
+
+def _plain(cmd: str, obj: dict[str, Any]) -> Request:
+    return Request(cmd)
+
+
+def _named(cmd: str, obj: dict[str, Any]) -> Request:
+    return Request(cmd, services=_services(obj, required=True))
+
+
+def _signal(cmd: str, obj: dict[str, Any]) -> Request:
+    from pyinit.signals import parse_signal
+
+    raw = obj.get("signal")
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise RequestError('"signal" must be a signal name or number')
+    try:
+        signum = parse_signal(str(raw))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    return Request(cmd, services=_services(obj, required=True), signal=signum)
+
+
+def _logs(cmd: str, obj: dict[str, Any]) -> Request:
+    name = obj.get("service")
+    if not isinstance(name, str) or not name:
+        raise RequestError('"service" must be a service name')
+    lines = obj.get("lines", DEFAULT_LOG_LINES)
+    if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
+        raise RequestError('"lines" must be a number >= 0 (0: every line kept)')
+    return Request(cmd, services=[name], lines=lines)
+
+
+def _wait(cmd: str, obj: dict[str, Any]) -> Request:
+    timeout = obj.get("timeout", DEFAULT_WAIT_TIMEOUT)
+    if isinstance(timeout, int) and not isinstance(timeout, bool):
+        timeout = max(-1, min(timeout, int(MAX_WAIT_TIMEOUT)))  # float(10**400) overflows
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
+        raise RequestError('"timeout" must be a number of seconds >= 0')
+    services = _services(obj, required=True)
+    return Request(cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT))
+
+
+_PARSERS: dict[str, Callable[[str, dict[str, Any]], Request]] = {
+    "status": _plain,
+    "reload": _plain,
+    "health": _plain,
+    "start": _named,
+    "stop": _named,
+    "restart": _named,
+    "signal": _signal,
+    "logs": _logs,
+    "wait": _wait,
+}
+
+
+def parse_request(line: bytes) -> Request:
+    """One request line -> Request, or RequestError saying what is wrong with it."""
+    if len(line) > MAX_REQUEST:
+        raise RequestError(f"request too large (over {MAX_REQUEST} bytes)")
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise RequestError("a request must be a JSON object")
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str):
+        raise RequestError('a request needs "cmd": a string')
+    parser = _PARSERS.get(cmd)
+    if parser is None:
+        raise RequestError(f"unknown cmd {cmd!r}; expected one of {', '.join(COMMANDS)}")
+    return parser(cmd, obj)
+
+
+# -- answers -------------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """A request or an answer as its line on the wire."""
+    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}
+
+
+# -- where the socket is -------------------------------------------------------------
+
+
+def server_socket_path(runtime_dir: Callable[[], str]) -> str:
+    """Where the server listens: ``$PYINIT_SOCKET``, else ``control.sock`` in the
+    runtime directory (``runtime_dir()`` may create it, or raise OSError)."""
+    return os.environ.get("PYINIT_SOCKET") or os.path.join(runtime_dir(), SOCKET_NAME)
+
+
+def client_socket_path() -> str:
+    """Where a client finds the server, without creating anything.
+
+    $PYINIT_SOCKET; else control.sock in $PYINIT_RUNTIME_DIR; else the first of
+    /run/pyinit and /tmp/pyinit-UID (ours, then root's) that holds one.
+    """
+    explicit = os.environ.get("PYINIT_SOCKET")
+    if explicit:
+        return explicit
+    directory = os.environ.get("PYINIT_RUNTIME_DIR")
+    if directory:
+        return os.path.join(directory, SOCKET_NAME)
+    dirs = dict.fromkeys(d.format(uid=os.getuid()) for d in RUNTIME_DIRS)
+    candidates = [os.path.join(d, SOCKET_NAME) for d in dirs]
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    return candidates[0]
+
+
+def addressable(path: str) -> tuple[str, int | None]:
+    """A name bind/connect accept for ``path`` and an fd to close after.
+
+    sun_path holds 107 bytes; a longer path (deep test or CI directories) is
+    reached through /proc/self/fd/N of its directory, which the kernel resolves.
+    """
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        return path, None
+    directory, name = os.path.split(os.path.abspath(path))
+    fd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}", fd
+
+
+# -- the client's end of one exchange -----------------------------------------------
+
+
+class Unreachable(Exception):
+    """No answer from pyinit; the message names the socket path."""
+
+
+class BodyCut(Exception):
+    """The reader of a ``logs`` answer's lines went away (a closed pipe)."""
+
+
+def _connect(path: str, timeout: float) -> socket.socket:
+    try:
+        address, dir_fd = addressable(path)
+    except OSError as exc:
+        raise Unreachable(f"cannot reach pyinit at {path}: {exc.strerror or exc}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        raise Unreachable(f"cannot reach pyinit at {path}: {why}") from None
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return sock
+
+
+def _read_head(sock: socket.socket, path: str, timeout: float) -> tuple[bytes, bytes]:
+    """The answer line, and whatever of the body came with it."""
+    data = b""
+    try:
+        while b"\n" not in data and len(data) < MAX_ANSWER:
+            chunk = sock.recv(1024 * 1024)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise Unreachable(f"no answer from pyinit at {path} within {timeout:g}s") from None
+    except OSError as exc:
+        if b"\n" not in data:
+            raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
+    head, _, rest = data.partition(b"\n")
+    return head, rest
+
+
+def send(request: dict[str, Any], timeout: float, body: BinaryIO | None = None) -> dict[str, Any]:
+    """One request, one answer. Raises Unreachable naming the socket.
+
+    An answer with ``"bytes": M`` (``logs``) is followed by M raw bytes: they are
+    copied to ``body`` as they arrive, never held whole.
+    """
+    path = client_socket_path()
+    sock = _connect(path, timeout)
+    try:
+        try:
+            sock.sendall(encode(request))
+        except OSError:
+            pass  # refused before it read the request: the answer says why
+        head, rest = _read_head(sock, path, timeout)
+        answer = _parse_answer(head, path)
+        size = answer.get("bytes")
+        if body is not None and answer.get("ok") and isinstance(size, int):
+            _copy_body(sock, rest, size, body, path, timeout)
+    finally:
+        sock.close()
+    return answer
+
+
+def _parse_answer(head: bytes, path: str) -> dict[str, Any]:
+    try:
+        answer = json.loads(head)
+    except ValueError:
+        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})") from None
+    if not isinstance(answer, dict):
+        raise Unreachable(f"pyinit at {path} gave no valid answer ({head[:80]!r})")
+    if answer.get("ok") is False and answer.get("error") == "permission denied":
+        raise Unreachable(f"pyinit at {path}: permission denied (root or pyinit's own user only)")
+    return answer
+
+
+def _copy_body(
+    sock: socket.socket, first: bytes, size: int, body: BinaryIO, path: str, timeout: float
+) -> None:
+    """The ``size`` bytes after the answer line, ``first`` of them already read, to ``body``."""
+    got = 0
+    chunk = first
+    while True:
+        chunk = chunk[: size - got]
+        try:
+            body.write(chunk)
+        except OSError:
+            raise BodyCut from None
+        got += len(chunk)
+        if got >= size:
+            break
+        try:
+            chunk = sock.recv(1024 * 1024)
+        except TimeoutError:
+            raise Unreachable(f"pyinit at {path}: the answer stalled for {timeout:g}s") from None
+        except OSError as exc:
+            raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
+        if not chunk:
+            raise Unreachable(f"pyinit at {path}: the answer ended after {got} of {size} bytes")
+    try:
+        body.flush()
+    except OSError:
+        raise BodyCut from None

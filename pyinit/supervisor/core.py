@@ -1,0 +1,361 @@
+"""Supervisor mode's core: the run loop, signal intake, reap routing and reconcile.
+
+Every wake-up of the loop (signals, timers, pipes) ends in ``reconcile``, which
+compares what is with what should be: start services whose dependencies hold,
+fail those whose dependencies never can, start the main command, decide when the
+container is done, and walk the shutdown down the dependency graph. The parts it
+delegates to: ``launch`` (processes), ``actions`` (operator requests, reloads),
+``shutdown`` (the phase table), ``conditions`` (pure verdicts), ``status``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+
+from pyinit.config.model import Config, ServiceConfig
+from pyinit.configload import Reloader
+from pyinit.control import ControlServer
+from pyinit.exitstatus import ExitStatus
+from pyinit.extras import ServiceExtras
+from pyinit.httpd import HttpServer, serve
+from pyinit.logs import LogRouter
+from pyinit.loop import EventLoop
+from pyinit.reaper import become_subreaper
+from pyinit.report import RunClock, emit_report
+from pyinit.rundir import runtime_dir
+from pyinit.service import (
+    Event,
+    EventKind,
+    State,
+)
+from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.status import remove_snapshot
+from pyinit.supervisor import conditions
+from pyinit.supervisor.actions import Operator, OperatorRequests
+from pyinit.supervisor.driver import ServiceDriver
+from pyinit.supervisor.runtime import MainCommand, Owners, ServiceFacts, ServiceRuntime
+from pyinit.supervisor.seams import (
+    REAL_LAUNCHER,
+    REAL_REAPER,
+    REAL_SENDER,
+    ChildReaper,
+    Clock,
+    Launcher,
+    SignalSender,
+)
+from pyinit.supervisor.shutdown import Shutdown, container_ends
+from pyinit.supervisor.status import StatusMixin
+from pyinit.supervisor.timed import TimedMixin
+
+
+class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
+    def __init__(
+        self,
+        config: Config,
+        main_argv: list[str] | None = None,
+        verbosity: int = 0,
+        log_format: str | None = None,
+        http_address: str | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        launcher: Launcher = REAL_LAUNCHER,
+        sender: SignalSender = REAL_SENDER,
+        reaper: ChildReaper = REAL_REAPER,
+    ) -> None:
+        self.config = config
+        self.http_address = http_address or config.settings.http  # the CLI flag wins
+        self.verbosity = verbosity
+        self.clock = clock
+        self.sender = sender
+        self.reaper = reaper
+        self.loop = EventLoop(clock)
+        fmt = log_format or config.settings.log_format
+        self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
+        self.owners: Owners = {}
+        self.driver = ServiceDriver(
+            clock=clock,
+            loop=self.loop,
+            logs=self.logs,
+            launcher=launcher,
+            sender=sender,
+            owners=self.owners,
+            register_child=self._register_child,
+            kill_delay=lambda delay: self.shutdown.kill_timer_delay(delay),
+            reconcile=self.reconcile,
+            runtime_dir=self.runtime_dir,
+            log=self.log,
+        )
+        self.services = self.driver.services
+        self.services.update((name, self.new_runtime(cfg)) for name, cfg in config.services.items())
+        self.facts = ServiceFacts(self.services)
+        self.main = MainCommand(main_argv) if main_argv else None
+        self._runtime_dir: str | None = None
+        self._refused_dirs: set[str] = set()
+        self._last_snapshot = ""
+        self._status_pending = False
+        self._reconciling = False
+        self._reconcile_again = False
+        # Called after every settled change of state (the control server's waiters).
+        self.change_hooks: list[Callable[[], None]] = []
+        self.orphans_reaped = 0
+        self.started_wall = time.time()
+        self.signals_forwarded = 0
+        self.actions = Operator(self)
+        self.reloader = Reloader(
+            self.loop,
+            lambda: self.config.path,
+            self._register_child,
+            self.actions._apply_reload,
+            self.log,
+        )
+        # Schedule timers, file watchers and log files (pyinit/extras.py; timed.py).
+        self.extras = ServiceExtras(
+            self.loop, self.logs, self._job_due, self._files_changed, self.log
+        )
+        self.driver.after_feed = self._fed
+        self._cancel_reload = self.reloader.cancel
+        self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)
+
+    def runtime_dir(self) -> str:
+        if self._runtime_dir is None:
+            self._runtime_dir = runtime_dir(self._refused_dir)
+        return self._runtime_dir
+
+    def _refused_dir(self, message: str) -> None:
+        """Say once why a runtime directory is not used (it is retried on demand)."""
+        if message not in self._refused_dirs:
+            self._refused_dirs.add(message)
+            self.log(message)
+
+    def _register_child(self, pid: int, on_exit: Callable[[ExitStatus], None]) -> None:
+        self.owners[pid] = on_exit
+
+    def log(self, message: str, level: int = 0) -> None:
+        if level <= self.verbosity:
+            self.logs.event(message)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.shutdown.active
+
+    # -- running -------------------------------------------------------------
+    def run(self) -> int:
+        code = self._open()
+        if code is not None:
+            return code
+        runs = RunClock(self.clock)
+        self.change_hooks.append(lambda: runs.observe(self.snapshot()))
+        self.control = ControlServer.open(self)  # None (logged) when it cannot listen
+        self.begin()
+        self.loop.run()
+        if self.http is not None:
+            self.http.close()
+        if self.control is not None:
+            self.control.close()
+        for rt in self.services.values():
+            rt.monitor.close()
+        if self._runtime_dir is not None:
+            remove_snapshot(self._runtime_dir)
+        code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
+        emit_report(self.snapshot(), runs.ran(), code, self.log)
+        self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
+        self.extras.close()
+        return code
+
+    def _open(self) -> int | None:
+        """Take signals and serve HTTP; an exit code when that is impossible."""
+        if os.getpid() != 1:
+            try:
+                become_subreaper()
+            except OSError as exc:
+                self.log(f"cannot become a child subreaper: {exc}")
+        # SIGPIPE stays ignored (CPython's default): the kernel raises it when
+        # pyinit writes to a stdout nobody reads any more, and handled like any
+        # other signal it would be forwarded and kill every service. Ignored, the
+        # write fails with EPIPE and the log sink discards output from then on.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
+        self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        self.http: HttpServer | None = None
+        if self.http_address:  # asked for explicitly: failing to serve it is fatal
+            try:
+                self.http = serve(
+                    self.loop,
+                    self.http_address,
+                    self.snapshot,
+                    lambda: [n for n, rt in self.services.items() if rt.cfg.critical],
+                    self.log,
+                )
+            except (OSError, ValueError) as exc:
+                self.log(f"cannot serve HTTP on {self.http_address}: {exc}; nothing started")
+                self.logs.close(time.monotonic() + 2.0)
+                return 2
+        return None
+
+    def begin(self) -> None:
+        """The first pass: start what has no dependency (``run`` calls it)."""
+        names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
+        self.log(f"starting {len(self.services)} service(s): {names}", 1)
+        self._sync_extras()
+        self.loop.guarded(self.reconcile)
+
+    def feed(self, rt: ServiceRuntime, event: Event) -> None:
+        self.driver.feed(rt, event)
+
+    def new_runtime(self, cfg: ServiceConfig) -> ServiceRuntime:
+        return self.driver.new_runtime(cfg)
+
+    def kill_group(self, pid: int, signum: int) -> bool:
+        """Send ``signum`` to ``pid``'s process group for someone else; whether it was."""
+        try:
+            self.sender.kill(-pid, signum)
+        except ProcessLookupError:
+            return False
+        self.signals_forwarded += 1
+        return True
+
+    # -- signals and children --------------------------------------------------
+    def _on_signals(self) -> None:
+        self.intake.drain(self._take_signal)
+        self.reconcile()
+
+    def handle_signals(self, signums: Iterable[int]) -> None:
+        """Handle one batch of signals as if read from the intake, then reconcile."""
+        for signum in signums:
+            self._take_signal(signum)
+        self.reconcile()
+
+    def _take_signal(self, signum: int) -> None:
+        # Each signal guarded on its own: a bug in one handler must not lose the
+        # others read in the same batch (a SIGCHLD among them would leave an exit
+        # unrouted until the next one).
+        self.loop.guarded(lambda: self._on_signal(signum))
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            self._reap()
+        elif signum in SHUTDOWN_SIGNALS:
+            self._stop_signal(signum)
+        elif signum == signal.SIGHUP and not self.shutting_down:
+            self.log("SIGHUP received; reloading the configuration")
+            self.reload()
+        else:
+            self._forward(signum)
+
+    def _stop_signal(self, signum: int) -> None:
+        if self.shutting_down:
+            self.log(f"{signal_name(signum)} received again; killing everything now")
+            self.shutdown.force()
+        else:
+            self.log(f"{signal_name(signum)} received; stopping")
+            self.shutdown.requested = True
+            self.shutdown.begin(None)
+
+    def _forward(self, signum: int) -> None:
+        name = signal_name(signum)
+        if self.main is not None and self.main.pid is not None:
+            targets = [(self.main.pid, self.main.argv[0])]
+        else:
+            targets = [
+                (rt.machine.pid, rt.name)
+                for rt in self.services.values()
+                if rt.machine.pid is not None
+            ]
+        for pid, label in targets:
+            assert pid is not None
+            if self.kill_group(pid, signum):
+                self.log(f"{name} received; forwarded to {label} (process group {pid})", 1)
+        if not targets:
+            self.log(f"{name} received; nothing running to forward it to", 1)
+
+    def _reap(self) -> None:
+        reaped, _ = self.reaper.reap()
+        for item in reaped:
+            owner = self.owners.pop(item.pid, "orphan")
+            if isinstance(owner, ServiceRuntime):
+                self.logs.drain_pid(item.pid)
+                if owner.machine.pid == item.pid:
+                    owner.monitor.ended()
+                    self.feed(owner, Event(EventKind.EXITED, pid=item.pid, status=item.status))
+            elif isinstance(owner, MainCommand):
+                owner.status = item.status
+                owner.pid = None
+                self.log(f"main command {owner.argv[0]} exited ({item.status.describe()})")
+                self.shutdown.main_exited(owner)
+            elif callable(owner):
+                owner(item.status)
+            elif owner == "orphan":
+                self.orphans_reaped += 1
+                self.log(f"reaped orphan pid {item.pid} ({item.status.describe()})", 1)
+
+    # -- what should happen next -------------------------------------------------
+    def reconcile(self) -> None:
+        # Re-entrant calls (a monitor reporting ready while a service is being
+        # started) only ask for one more pass, so each pass sees a settled state.
+        if self._reconciling:
+            self._reconcile_again = True
+            return
+        self._reconciling = True
+        try:
+            self._reconcile_again = True
+            while self._reconcile_again:
+                self._reconcile_again = False
+                self._reconcile_once()
+        finally:
+            self._reconciling = False
+        self._publish_status()
+
+    def _reconcile_once(self) -> None:
+        if self.shutting_down:
+            self.shutdown.progress()
+            return
+        self.actions.progress()
+        for rt in self.services.values():
+            # A scheduled job waits in pending for its first due time (timed.py).
+            if rt.machine.state is State.PENDING and rt.cfg.schedule is None:
+                verdict, reason = conditions.dependencies(self.facts, rt.cfg)
+                if verdict is True:
+                    self.feed(rt, Event(EventKind.START))
+                elif verdict is False:
+                    self.feed(rt, Event(EventKind.DEPENDENCY_FAILED, reason=reason))
+        self._maybe_start_main()
+        ending = container_ends(list(self.services.values()), self.main is not None)
+        if ending is not None:
+            message, code = ending
+            self.log(message)
+            self.shutdown.begin(code)
+
+    def _maybe_start_main(self) -> None:
+        main = self.main
+        if main is None or main.pid is not None or main.status is not None:
+            return
+        cfgs = [rt.cfg for rt in self.services.values()]
+        holds, reason = conditions.main_gate(self.facts, cfgs)
+        if holds is None:
+            return
+        if holds is False:
+            self.log(f"main command not started: {reason}")
+            self.shutdown.begin(1)
+            return
+        code = self.driver.launch.main(main)
+        if code is not None:
+            self.shutdown.begin(code)
+
+    def dependants_of(self, name: str) -> list[str]:
+        return conditions.dependants_of(name, (rt.cfg for rt in self.services.values()))
+
+    # -- reload (the operator's other requests: actions.OperatorRequests) -----------
+    def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:
+        """Load the config file again, in a child (pyinit/configload.py), then apply
+        the difference; keep running the old config when the new one is invalid.
+        ``on_done(applied, messages)`` is called when the load is over."""
+        if self.shutting_down:
+            if on_done is not None:
+                on_done(False, ["pyinit is shutting down"])
+            return
+        if self.reloader.busy:
+            self.log("reload: a load is running; loading again after it", 1)
+        self.reloader.request(on_done)

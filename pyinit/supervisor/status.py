@@ -1,0 +1,134 @@
+"""The supervisor's typed snapshot, the status file, and the read-only answers the
+control socket asks for (control.Operator).
+
+A mixin of ``Supervisor``: the bodies read the supervisor's own attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyinit.service import State
+from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
+from pyinit.status import write_snapshot
+
+if TYPE_CHECKING:
+    from pyinit.config.model import ServiceConfig
+    from pyinit.extras import ServiceExtras
+    from pyinit.logs import LogRouter
+    from pyinit.loop import EventLoop
+    from pyinit.supervisor.runtime import ServiceRuntime
+
+
+class StatusMixin:
+    services: dict[str, ServiceRuntime]
+    loop: EventLoop
+    change_hooks: list[Callable[[], None]]
+    logs: LogRouter
+    started_wall: float
+    orphans_reaped: int
+    signals_forwarded: int
+    verbosity: int
+    extras: ServiceExtras
+    _runtime_dir: str | None
+    _last_snapshot: str
+    _status_pending: bool
+
+    if TYPE_CHECKING:
+
+        @property
+        def shutting_down(self) -> bool: ...
+
+        def runtime_dir(self) -> str: ...
+
+        @property
+        def stop_set(self) -> set[str]: ...
+
+        @property
+        def restart_set(self) -> set[str]: ...
+
+        @property
+        def replacements(self) -> dict[str, ServiceConfig]: ...
+
+        def log(self, message: str, level: int = 0) -> None: ...
+
+    # -- status ---------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The aggregate state every reader uses (status file, control, HTTP, report)."""
+        now = time.monotonic()
+        services: dict[str, ServiceSnapshot] = {}
+        for name, rt in self.services.items():
+            m, mon = rt.machine, rt.monitor
+            last = m.last_status
+            alive = m.state.alive
+            services[name] = ServiceSnapshot(
+                type=rt.cfg.type.value,
+                state=ServiceState[m.state.name],
+                pid=m.pid,
+                ready=mon.ready if alive else m.state is State.COMPLETED,
+                health=mon.health.status.value if mon.health is not None else None,
+                health_detail=mon.health.last_detail if mon.health is not None else "",
+                restarts=m.restarts,
+                last_exit=last.shell_code if last is not None else None,
+                reason=m.reason,
+                status_text=mon.status_text,
+                uptime=round(now - m.started_at, 3) if alive and m.started_at is not None else None,
+                job=self.extras.job_snapshot(name),
+                log_file=self.extras.log_file_snapshot(name),
+            )
+        return Snapshot(
+            pid=os.getpid(),
+            stopping=self.shutting_down,
+            started=self.started_wall,
+            orphans_reaped=self.orphans_reaped,
+            signals_forwarded=self.signals_forwarded,
+            services=services,
+        )
+
+    def _publish_status(self) -> None:
+        for hook in self.change_hooks:
+            hook()
+        # The file is written at most once per pass of the loop: a burst of changes
+        # (100 services becoming ready together) costs one write, not 100.
+        if not self._status_pending:
+            self._status_pending = True
+            self.loop.call_later(0, self._write_status)
+
+    def _write_status(self) -> None:
+        import json
+
+        self._status_pending = False
+        snapshot = self.snapshot()
+        # uptime moves on its own; only a change of anything else is worth a write
+        text = json.dumps(snapshot.stable_json(), sort_keys=True)
+        if text == self._last_snapshot:
+            return
+        self._last_snapshot = text
+        try:
+            write_snapshot(self.runtime_dir(), snapshot)
+        except OSError as exc:
+            if self._runtime_dir is not None or self.verbosity:
+                self.log(f"cannot write the status file: {exc}", 1)
+
+    # -- what the control socket asks (control.Operator) -------------------------
+    def busy(self) -> set[str]:
+        """Services an operator request or a reload is about to stop or replace."""
+        return self.stop_set | self.restart_set | set(self.replacements)
+
+    def recent_lines(self, name: str, count: int) -> tuple[int, list[memoryview]] | None:
+        """The last ``count`` lines (0: all) kept of ``name``'s output, as views of
+        the store; None when there is no such service (nor lines left of one)."""
+        store = self.logs.recent.get(name)
+        if store is None:
+            return (0, []) if name in self.services else None
+        return store.tail(count)
+
+    def add_change_hook(self, hook: Callable[[], None]) -> None:
+        self.change_hooks.append(hook)
+
+    def remove_change_hook(self, hook: Callable[[], None]) -> None:
+        if hook in self.change_hooks:
+            self.change_hooks.remove(hook)
