@@ -7,14 +7,17 @@ service stays the supervisor's to decide (``on_due``, ``on_change``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from pyinit.config.model import ServiceConfig
 from pyinit.jobs import Jobs
-from pyinit.logfile import LogFile
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
 from pyinit.snapshot import JobSnapshot, LogFileSnapshot
-from pyinit.watch import Watcher
+
+if TYPE_CHECKING:  # imported when a service has them (start-up of the others)
+    from pyinit.logfile import LogFile
+    from pyinit.watch import Watcher
 
 
 class ServiceExtras:
@@ -55,6 +58,8 @@ class ServiceExtras:
         if cfg.schedule is not None:
             self.jobs.add(name, cfg.schedule)
         if cfg.watch:
+            from pyinit.watch import Watcher
+
             watcher = Watcher(
                 self._loop,
                 cfg.watch,
@@ -66,6 +71,8 @@ class ServiceExtras:
             watcher.start()
         options = cfg.log_file
         if options is not None and cfg.logging == "capture" and not keep_file:
+            from pyinit.logfile import LogFile
+
             sink = LogFile(
                 options.path,
                 options.max_size,

@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from pyinit.loop import EventLoop
-from pyinit.schedule import JobTimer, Schedule
 from pyinit.service import State
+
+if TYPE_CHECKING:
+    from pyinit.schedule import JobTimer, Schedule
 
 
 class Concurrency(Enum):
@@ -74,6 +77,8 @@ class Jobs:
 
     def add(self, name: str, schedule: Schedule) -> None:
         """Start timing ``name`` (again, after a reload: its history is kept)."""
+        from pyinit.schedule import JobTimer
+
         self.remove(name)
         timer = JobTimer(
             self._loop, schedule, lambda: self._on_due(name), wall=self._wall, mono=self._mono

@@ -12,7 +12,6 @@ from pyinit.config.graph import find_cycles
 from pyinit.config.model import Condition, Dependency, Problem, ServiceType
 from pyinit.config.nodes import Reader, enum_member, enum_values
 from pyinit.config.yamltree import line
-from pyinit.schedule import Schedule
 
 
 @dataclass
@@ -113,9 +112,8 @@ def _unmet(dep: Dependency, target: Draft) -> list[str]:
             f"service_completed_successfully needs {dep.name!r} to be a "
             "oneshot (type: oneshot); a longrun never completes"
         )
-    schedule = target.fields.get("schedule")
-    if isinstance(schedule, Schedule):
-        messages.append(scheduled_dependency(dep.name, schedule))
+    if target.fields.get("schedule") is not None:
+        messages.append(scheduled_dependency(dep.name, target.fields["schedule"]))
     if dep.condition is Condition.HEALTHY and target.health in ("absent", "disabled"):
         has = "no healthcheck" if target.health == "absent" else "its healthcheck disabled"
         messages.append(

@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import yaml
 
 from pyinit.config.model import LogFileOptions
 from pyinit.config.nodes import Entries, Reader
-from pyinit.schedule import Schedule, parse_schedule
-from pyinit.watch import WatchSpec
+
+if TYPE_CHECKING:
+    from pyinit.schedule import Schedule
+    from pyinit.watch import WatchSpec
 
 CONCURRENCY = ("forbid", "replace")
 _DEVELOP_KEYS = ("watch",)
@@ -34,6 +37,8 @@ MIN_LOG_SIZE = 1024  # bytes; smaller rotates on nearly every line
 
 # -- schedule ---------------------------------------------------------------------
 def read_schedule(r: Reader, node: yaml.Node, key: str) -> Schedule | None:
+    from pyinit.schedule import parse_schedule  # only for a config that has a schedule
+
     text = r.text(node, key, "a cron expression or @every DURATION")
     if text is None:
         return None
@@ -113,6 +118,8 @@ def _watch_entry(r: Reader, node: yaml.Node, key: str, base_dir: str) -> WatchSp
     ignore = _ignore_list(r, entries["ignore"][1], f"{key}.ignore") if "ignore" in entries else ()
     if not ok or path is None or ignore is None:
         return None
+    from pyinit.watch import WatchSpec
+
     # Relative to the config file, as Compose reads it relative to the compose file.
     return WatchSpec(os.path.normpath(os.path.join(base_dir, path)), ignore)
 
@@ -253,10 +260,12 @@ def check_service(
         )
 
 
-def scheduled_dependency(target: str, schedule: Schedule) -> str:
-    """Why a service cannot depend on scheduled job ``target``."""
+def scheduled_dependency(target: str, schedule: object) -> str:
+    """Why a service cannot depend on scheduled job ``target`` (``schedule``: its
+    Schedule)."""
+    described = getattr(schedule, "describe", lambda: "")()
     return (
-        f"{target!r} is a scheduled job ({schedule.describe()}): it runs at times, not "
+        f"{target!r} is a scheduled job ({described}): it runs at times, not "
         "once, so there is no moment a dependant could start on; drop the dependency or "
         "the schedule"
     )

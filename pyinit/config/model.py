@@ -9,11 +9,13 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyinit.config.graph import start_tiers
-from pyinit.schedule import Schedule
-from pyinit.watch import WatchSpec
+
+if TYPE_CHECKING:  # annotations only: a config without them imports neither
+    from pyinit.schedule import Schedule
+    from pyinit.watch import WatchSpec
 
 
 class ServiceType(Enum):
