@@ -12,203 +12,25 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import stat
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from pyinit.logsink import OutputSink
+from pyinit.logstore import RecentLines
 from pyinit.loop import EventLoop
 
 if TYPE_CHECKING:
     from pyinit.logfile import LogFile
 
-RECENT_LINES = 1000  # kept per service for ``pyinit logs``
-RECENT_BYTES = 256 * 1024  # ... within this much memory per service
 MAX_LINE = 16 * 1024  # longer lines are emitted in pieces of this size
 READ_SIZE = 64 * 1024
-HIGH_WATER = 1024 * 1024  # queued output that pauses reading the services
-LOW_WATER = 256 * 1024
-PIPE_BUF = 4096  # a write this small to a writable pipe never blocks
-PIPE_SIZE = 1024 * 1024
 # A block of this size with a newline in it everywhere means no line in the chunk
 # reaches MAX_LINE (any run that long would contain a whole such block).
 _HALF_LINE = MAX_LINE // 2
 
 Stream = Literal["stdout", "stderr"]
 _COLOURS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96]
-
-
-def _private_nonblocking(fd: int) -> tuple[int, bool]:
-    """A non-blocking handle on ``fd`` that does not change it for anyone else.
-
-    O_NONBLOCK lives on the open file description, which pyinit shares with
-    ``logging: inherit`` services and with whoever started it; setting it there
-    would hand them EAGAIN. Re-opening a pipe or tty through /proc gives a
-    description of our own. Sockets cannot be re-opened: for those (and on any
-    failure) we keep the blocking fd and write at most PIPE_BUF once select says
-    it is writable.
-    """
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-            flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-            private = os.open(f"/proc/self/fd/{fd}", flags)
-            if stat.S_ISFIFO(mode):
-                _grow_pipe(private)
-            return private, True
-        if stat.S_ISREG(mode):
-            # Regular files are always writable; a blocking write is brief.
-            return fd, True
-    except OSError:
-        pass
-    return fd, False
-
-
-def _grow_pipe(fd: int) -> None:
-    """Ask for a 1 MiB pipe buffer (the default 64 KiB is smaller than one prefixed
-    64 KiB read, so every chunk would cost a short write and an extra wake-up)."""
-    import fcntl
-
-    try:
-        if fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < PIPE_SIZE:
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass  # over the user's pipe quota or pipe-max-size: keep the default
-
-
-class RecentLines:
-    """A service's last lines, kept as the blocks they arrived in and split only
-    when someone asks (``pyinit logs``), so the log hot path pays one append."""
-
-    def __init__(self) -> None:
-        self._blocks: deque[bytes] = deque()
-        self._size = 0
-
-    def add(self, block: bytes) -> None:
-        """``block``: complete lines joined by newlines, without the last newline."""
-        self._blocks.append(block)
-        self._size += len(block)
-        while self._size > RECENT_BYTES and len(self._blocks) > 1:
-            self._size -= len(self._blocks.popleft())
-
-    def tail(self, count: int = 0) -> tuple[int, list[memoryview]]:
-        """The last ``count`` kept lines (0, or more than RECENT_LINES: RECENT_LINES)
-        without copying them: how many there are, and views of the stored blocks
-        that hold them, oldest first, each whole lines joined by newlines like a
-        block. The views keep their blocks alive if the store drops them meanwhile."""
-        want = RECENT_LINES if count <= 0 else min(count, RECENT_LINES)
-        views: list[memoryview] = []
-        found = 0
-        for block in reversed(self._blocks):
-            lines = block.count(b"\n") + 1
-            if found + lines <= want:
-                views.append(memoryview(block))
-                found += lines
-                if found == want:
-                    break
-                continue
-            cut = len(block)  # the block holds more than is wanted: its last lines
-            for _ in range(want - found):
-                cut = block.rfind(b"\n", 0, cut)
-            views.append(memoryview(block)[cut + 1 :])
-            found = want
-            break
-        views.reverse()
-        return found, views
-
-    def __iter__(self) -> Iterator[bytes]:
-        _count, views = self.tail()
-        return iter(b"\n".join(views).split(b"\n") if views else ())
-
-    def __len__(self) -> int:
-        return self.tail()[0]
-
-
-class OutputSink:
-    """pyinit's stdout or stderr, written from the loop without blocking it."""
-
-    def __init__(self, loop: EventLoop, fd: int, on_pressure: Callable[[bool], None]) -> None:
-        self.loop = loop
-        self.fd, self._nonblocking = _private_nonblocking(fd)
-        self.isatty = os.isatty(fd)
-        self._queue: deque[bytes] = deque()
-        self.pending = 0
-        self._watching = False
-        self._on_pressure = on_pressure
-        self.pressured = False
-        self.broken = False  # the reader went away: output is discarded
-        try:
-            os.fstat(self.fd)
-        except OSError:
-            self.broken = True  # started with this stream closed (`pyinit >&-`)
-
-    def write(self, data: bytes) -> None:
-        if self.broken or not data:
-            return
-        self._queue.append(data)
-        self.pending += len(data)
-        if not self._watching and self._nonblocking:
-            self._flush_some()
-        self._update()
-
-    def _flush_some(self) -> None:
-        while self._queue:
-            chunk = self._queue[0]
-            piece = chunk if self._nonblocking else chunk[:PIPE_BUF]
-            try:
-                written = os.write(self.fd, piece)
-            except BlockingIOError:
-                return
-            except OSError:  # EPIPE and friends: nobody is reading any more
-                self.broken = True
-                self._queue.clear()
-                self.pending = 0
-                return
-            self.pending -= written
-            if written == len(chunk):
-                self._queue.popleft()
-            else:
-                self._queue[0] = chunk[written:]
-            if not self._nonblocking:
-                return  # one bounded write per writable event
-
-    def _on_writable(self) -> None:
-        self._flush_some()
-        self._update()
-
-    def _update(self) -> None:
-        want = bool(self._queue)
-        if want != self._watching:
-            if want:
-                try:
-                    self.loop.add_writer(self.fd, self._on_writable)
-                except OSError:  # not pollable (a closed or odd fd): give up on it
-                    self.broken = True
-                    self._queue.clear()
-                    self.pending = 0
-                    want = False
-            else:
-                self.loop.remove_writer(self.fd)
-            self._watching = want
-        if not self.pressured and self.pending > HIGH_WATER:
-            self.pressured = True
-            self._on_pressure(True)
-        elif self.pressured and self.pending <= LOW_WATER:
-            self.pressured = False
-            self._on_pressure(False)
-
-    def flush(self, deadline: float) -> None:
-        """Write out what is queued, waiting for the reader until ``deadline``."""
-        while self._queue and not self.broken:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            _, writable, _ = select.select([], [self.fd], [], remaining)
-            if writable:
-                self._flush_some()
-        self._update()
 
 
 class _Capture:
@@ -420,6 +242,8 @@ class LogRouter:
                 self._close(cap)
         for sink in self.sinks.values():
             sink.flush(deadline)
+        for log_file in self._files.values():  # after the last lines reached them
+            log_file.close()
 
 
 def _no_long_line(data: bytes, end: int) -> bool:

@@ -19,7 +19,6 @@ from pyinit.config.model import Config, ServiceConfig
 from pyinit.configload import Reloader
 from pyinit.control import ControlServer
 from pyinit.exitstatus import ExitStatus
-from pyinit.extras import ServiceExtras
 from pyinit.httpd import HttpServer, serve
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
@@ -111,12 +110,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
             self.actions._apply_reload,
             self.log,
         )
-        # Schedule timers, file watchers and log files (pyinit/extras.py; timed.py).
-        self.extras = ServiceExtras(
-            self.loop, self.logs, self._job_due, self._files_changed, self.log
-        )
-        self.driver.after_feed = self._fed
-        self._cancel_reload = self.reloader.cancel
+        self._init_extras()  # schedule timers, file watchers, log files (timed.py)
         self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)
 
     def runtime_dir(self) -> str:
@@ -162,7 +156,6 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
         emit_report(self.snapshot(), runs.ran(), code, self.log)
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
-        self.extras.close()
         return code
 
     def _open(self) -> int | None:
@@ -199,7 +192,6 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         """The first pass: start what has no dependency (``run`` calls it)."""
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
-        self._sync_extras()
         self.loop.guarded(self.reconcile)
 
     def feed(self, rt: ServiceRuntime, event: Event) -> None:
@@ -314,8 +306,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
             return
         self.actions.progress()
         for rt in self.services.values():
-            # A scheduled job waits in pending for its first due time (timed.py).
-            if rt.machine.state is State.PENDING and rt.cfg.schedule is None:
+            if rt.machine.state is State.PENDING and rt.cfg.schedule is None:  # see timed.py
                 verdict, reason = conditions.dependencies(self.facts, rt.cfg)
                 if verdict is True:
                     self.feed(rt, Event(EventKind.START))

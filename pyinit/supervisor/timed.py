@@ -17,9 +17,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pyinit.config.model import Config
+    from pyinit.configload import Reloader
     from pyinit.extras import ServiceExtras
+    from pyinit.logs import LogRouter
+    from pyinit.loop import EventLoop
     from pyinit.supervisor.actions import Operator
     from pyinit.supervisor.conditions import Facts
+    from pyinit.supervisor.driver import ServiceDriver
     from pyinit.supervisor.runtime import ServiceRuntime
 
 
@@ -30,6 +34,10 @@ class TimedMixin:
     actions: Operator
     facts: Facts
     _cancel_reload: Callable[[str], None]
+    loop: EventLoop
+    logs: LogRouter
+    driver: ServiceDriver
+    reloader: Reloader
 
     if TYPE_CHECKING:
 
@@ -86,6 +94,17 @@ class TimedMixin:
         if result is not None:
             last = rt.machine.last_status
             self.extras.jobs.finished(rt.name, result, last.shell_code if last else None)
+
+    def _init_extras(self) -> None:
+        """Attach the config's timers, watchers and log files (the loop runs them)."""
+        from pyinit.extras import ServiceExtras
+
+        self.extras = ServiceExtras(
+            self.loop, self.logs, self._job_due, self._files_changed, self.log
+        )
+        self.driver.after_feed = self._fed
+        self._cancel_reload = self.reloader.cancel
+        self._sync_extras()
 
     def _shutdown_begins(self, reason: str) -> None:
         """No job starts and no file change restarts anything once shutdown began."""

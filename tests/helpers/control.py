@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pyinit.control import ControlServer, Operator
-from pyinit.logs import RecentLines
+from pyinit.logstore import RecentLines
 from pyinit.loop import EventLoop
 from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 

@@ -11,21 +11,17 @@ import pytest
 from pyinit.httpd import (
     BadRequest,
     Endpoints,
-    escape_label,
-    format_value,
     liveness,
     parse_address,
     parse_request,
-    render_metrics,
     render_response,
 )
+from pyinit.metrics import escape_label, format_value, render_metrics
 from pyinit.snapshot import ServiceState, Snapshot
 from tests.helpers import promtext
 from tests.helpers.snapshots import svc
 
 NOW = 1_700_000_100.0
-
-
 
 
 def snap(services: dict[str, dict[str, Any]], **over: Any) -> Snapshot:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pyinit import control
 from pyinit.control import answer_chunks
-from pyinit.logs import RECENT_LINES, RecentLines
+from pyinit.logstore import RECENT_LINES, RecentLines
 from tests.helpers.control import RecordingLoop, serving
 
 blocks = st.lists(st.binary(max_size=40), min_size=1, max_size=12)
