@@ -18,6 +18,7 @@ from typing import Any
 from pyinit.errors import UsageError
 from pyinit.protocol import DEFAULT_LOG_LINES, BodyCut, Unreachable, send
 from pyinit.snapshot import Snapshot, SnapshotError
+from pyinit.statustable import format_status
 
 CONNECT_TIMEOUT = 10.0  # for everything but ``wait``, which gets its own timeout on top
 # A reload is answered once its load is over, within configload.LOAD_TIMEOUT (not
@@ -184,67 +185,6 @@ def parse_client_args(cmd: str, args: list[str]) -> ClientCommand:
 
 
 # -- showing answers ------------------------------------------------------------------
-
-
-def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
-def format_bytes(size: int | None) -> str:
-    """Binary units as ps and top print them: 512K, 52.4M, 1.5G."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "K", "M"):
-        if value < 1024:
-            if unit == "B":
-                return f"{int(value)}B"
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
-        value /= 1024
-    return f"{value:.1f}G" if value < 100 else f"{value:.0f}G"
-
-
-def format_percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-STATUS_COLUMNS = (
-    "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTH", "CPU%", "MEM", "LAST EXIT",
-)  # fmt: skip
-
-
-def format_status(snapshot: Snapshot) -> str:
-    """A table like ``docker compose ps``: one row per service, in config order."""
-    rows = [list(STATUS_COLUMNS)]
-    for name, svc in snapshot.services.items():
-        rows.append(
-            [
-                name,
-                svc.state.value,
-                str(svc.pid) if svc.pid is not None else "-",
-                format_uptime(svc.uptime),
-                str(svc.restarts),
-                "yes" if svc.ready else "no",
-                svc.health or "-",
-                format_percent(svc.cpu_percent),
-                format_bytes(svc.memory_rss_bytes if svc.processes else None),
-                str(svc.last_exit) if svc.last_exit is not None else "-",
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(STATUS_COLUMNS))]
-    lines = [
-        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    return "\n".join(lines) + "\n"
 
 
 Answer = dict[str, Any]

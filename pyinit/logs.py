@@ -14,11 +14,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyinit.logsink import OutputSink
 from pyinit.logstore import RecentLines
 from pyinit.loop import EventLoop
+
+if TYPE_CHECKING:
+    from pyinit.logfile import LogFile
 
 MAX_LINE = 16 * 1024  # longer lines are emitted in pieces of this size
 READ_SIZE = 64 * 1024
@@ -62,6 +65,9 @@ class LogRouter:
         }
         self._captures: dict[int, _Capture] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
+        # Log files (pyinit/logfile.py), and services whose lines go only there.
+        self._files: dict[str, LogFile] = {}
+        self._file_only: set[str] = set()
         # The last RECENT_LINES lines of each service, for ``pyinit logs``.
         self.recent: dict[str, RecentLines] = {}
         width = max((len(n) for n in names), default=0)
@@ -128,6 +134,10 @@ class LogRouter:
             # Python objects. Throughput of a chatty service depends on it.
             body, cap.partial = data[:end], data[end + 1 :]
             self._recent(cap.service).add(body)
+            if self._files:
+                self._to_file(cap.service, body)
+                if cap.service in self._file_only:
+                    return
             out = cap.prefix + body.replace(b"\n", b"\n" + cap.prefix) + b"\n"
             self.sinks[cap.stream].write(out)
             return
@@ -156,12 +166,34 @@ class LogRouter:
             recent = self.recent[service] = RecentLines()
         return recent
 
+    def set_file(self, service: str, sink: LogFile | None, stdout: bool = True) -> None:
+        """Also write ``service``'s lines to ``sink`` (None: no file); ``stdout``
+        False: only there."""
+        if sink is None:
+            self._files.pop(service, None)
+        else:
+            self._files[service] = sink
+        if sink is not None and not stdout:
+            self._file_only.add(service)
+        else:
+            self._file_only.discard(service)
+
+    def _to_file(self, service: str, body: bytes) -> None:
+        sink = self._files.get(service)
+        if sink is not None:
+            sink.write(body)
+
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
-        self._recent(cap.service).add(b"\n".join(lines))
+        block = b"\n".join(lines)
+        self._recent(cap.service).add(block)
         watcher = self._watchers.get(cap.service)
         if watcher is not None:
             for line in lines:
                 watcher(line)
+        if self._files:
+            self._to_file(cap.service, block)
+            if cap.service in self._file_only:
+                return
         if self.log_format == "json":
             out = b"".join(_json_line(cap.service, cap.stream, cap.pid, line) for line in lines)
         else:
@@ -210,6 +242,8 @@ class LogRouter:
                 self._close(cap)
         for sink in self.sinks.values():
             sink.flush(deadline)
+        for log_file in self._files.values():  # after the last lines reached them
+            log_file.close()
 
 
 def _no_long_line(data: bytes, end: int) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pyinit.snapshot import ServiceState, Snapshot
+from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 
 if TYPE_CHECKING:
     from pyinit.resources import SelfUsage
@@ -52,6 +52,53 @@ class _Family:
         return lines
 
 
+class _ExtraFamilies:
+    """Scheduled jobs' and log files' series (only services that have them)."""
+
+    def __init__(self) -> None:
+        self.last_success = _Family(
+            "pyinit_job_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time the scheduled job last completed successfully.",
+        )
+        self.runs = _Family(
+            "pyinit_job_runs_total",
+            "counter",
+            "Runs of the scheduled job by result: success, failure, stopped, skipped.",
+        )
+        self.next_run = _Family(
+            "pyinit_job_next_run_timestamp_seconds", "gauge", "Unix time the job is next due."
+        )
+        self.file_errors = _Family(
+            "pyinit_log_file_errors_total",
+            "counter",
+            "Failed opens, writes and rotations of the service's log file.",
+        )
+        self.file_dropped = _Family(
+            "pyinit_log_file_dropped_lines_total",
+            "counter",
+            "Lines of the service that could not be written to its log file.",
+        )
+
+    def add(self, name: str, svc: ServiceSnapshot) -> None:
+        labels = {"service": name}
+        job = svc.job
+        if job is not None:
+            if job.last_success is not None:
+                self.last_success.add(labels, round(job.last_success, 3))
+            for result, count in job.runs.items():
+                self.runs.add({"service": name, "result": result}, count)
+            if job.next_run is not None:
+                self.next_run.add(labels, round(job.next_run, 3))
+        if svc.log_file is not None:
+            self.file_errors.add(labels, svc.log_file.errors)
+            self.file_dropped.add(labels, svc.log_file.dropped_lines)
+
+    def families(self) -> list[_Family]:
+        every = [self.last_success, self.runs, self.next_run, self.file_errors, self.file_dropped]
+        return [family for family in every if family.samples]
+
+
 def render_metrics(snapshot: Snapshot, now: float, me: SelfUsage | None = None) -> str:
     """The snapshot in Prometheus text format 0.0.4; ``now`` is the wall clock (unix time);
     ``me``: pyinit's own process, for the standard ``process_*`` metrics."""
@@ -78,8 +125,10 @@ def render_metrics(snapshot: Snapshot, now: float, me: SelfUsage | None = None) 
     state = _Family(
         "pyinit_service_state", "gauge", "The service's current state (1) among all states (0)."
     )
+    extra = _ExtraFamilies()
     for name, svc in snapshot.services.items():
         labels = {"service": name}
+        extra.add(name, svc)
         up.add(labels, 1 if svc.state.alive else 0)
         ready.add(labels, 1 if svc.ready else 0)
         healthy.add(labels, 1 if svc.health in (None, "healthy") else 0)
@@ -102,6 +151,7 @@ def render_metrics(snapshot: Snapshot, now: float, me: SelfUsage | None = None) 
     started.add({}, round(float(snapshot.started), 3))
     families = [up, ready, healthy, restarts, last_exit, start_time, state]
     families += _usage_families(snapshot)
+    families += extra.families()
     families += [orphans, forwarded, started, *_process_families(me)]
     lines: list[str] = []
     for family in families:

@@ -73,6 +73,87 @@ def _field(obj: Mapping[str, Any], key: str, kinds: tuple[type, ...], default: A
     return value
 
 
+def _optional_float(obj: Mapping[str, Any], key: str) -> float | None:
+    value = _field(obj, key, (float, int), None)
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """A scheduled job's schedule and history (wall-clock times: unix seconds)."""
+
+    schedule: str
+    next_run: float | None = None
+    paused: bool = False  # stopped by an operator: due times are skipped
+    last_result: str | None = None  # success | failure | stopped
+    last_exit: int | None = None
+    last_started: float | None = None
+    last_finished: float | None = None
+    last_success: float | None = None
+    runs: Mapping[str, int] = field(default_factory=dict)  # by result, and skipped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "next_run": self.next_run,
+            "paused": self.paused,
+            "last_result": self.last_result,
+            "last_exit": self.last_exit,
+            "last_started": self.last_started,
+            "last_finished": self.last_finished,
+            "last_success": self.last_success,
+            "runs": dict(self.runs),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> JobSnapshot:
+        if not isinstance(obj, Mapping):
+            raise SnapshotError(f"a job entry must be an object, got {obj!r}")
+        runs = _field(obj, "runs", (dict,), {})
+        if not all(isinstance(k, str) and type(v) is int for k, v in runs.items()):
+            raise SnapshotError(f"'runs': expected counts by result, got {runs!r}")
+        return cls(
+            schedule=_field(obj, "schedule", (str,), ""),
+            next_run=_optional_float(obj, "next_run"),
+            paused=_field(obj, "paused", (bool,), False),
+            last_result=_field(obj, "last_result", (str,), None),
+            last_exit=_field(obj, "last_exit", (int,), None),
+            last_started=_optional_float(obj, "last_started"),
+            last_finished=_optional_float(obj, "last_finished"),
+            last_success=_optional_float(obj, "last_success"),
+            runs=runs,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileSnapshot:
+    """A service's log file and its failure counters."""
+
+    path: str
+    errors: int = 0  # failed opens, writes and rotations
+    dropped_lines: int = 0
+    rotations: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "errors": self.errors,
+            "dropped_lines": self.dropped_lines,
+            "rotations": self.rotations,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> LogFileSnapshot:
+        if not isinstance(obj, Mapping):
+            raise SnapshotError(f"a log file entry must be an object, got {obj!r}")
+        return cls(
+            path=_field(obj, "path", (str,), ""),
+            errors=_field(obj, "errors", (int,), 0),
+            dropped_lines=_field(obj, "dropped_lines", (int,), 0),
+            rotations=_field(obj, "rotations", (int,), 0),
+        )
+
+
 @dataclass(slots=True)
 class ServiceSnapshot:
     """One service: its state and the facts an operator or a probe asks about.
@@ -98,13 +179,16 @@ class ServiceSnapshot:
     cpu_percent: float | None = None
     memory_rss_bytes: int | None = None
     processes: int | None = None
+    # Only for services that have them (the keys are absent otherwise).
+    job: JobSnapshot | None = None  # a scheduled job
+    log_file: LogFileSnapshot | None = None  # logging to a file
 
     @property
     def oneshot(self) -> bool:
         return self.type == ONESHOT
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "type": self.type,
             "state": self.state.value,
             "pid": self.pid,
@@ -118,6 +202,11 @@ class ServiceSnapshot:
             "uptime": self.uptime,
             **self._usage_json(),
         }
+        if self.job is not None:
+            doc["job"] = self.job.to_json()
+        if self.log_file is not None:
+            doc["log_file"] = self.log_file.to_json()
+        return doc
 
     def _usage_json(self) -> dict[str, Any]:
         if self.processes is None:
@@ -154,6 +243,12 @@ class ServiceSnapshot:
             cpu_percent=_field(obj, "cpu_percent", (float, int), None),
             memory_rss_bytes=_field(obj, "memory_rss_bytes", (int,), None),
             processes=_field(obj, "processes", (int,), None),
+            job=JobSnapshot.from_json(obj["job"]) if obj.get("job") is not None else None,
+            log_file=(
+                LogFileSnapshot.from_json(obj["log_file"])
+                if obj.get("log_file") is not None
+                else None
+            ),
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from pyinit.config.extras import scheduled_dependency
 from pyinit.config.graph import find_cycles
 from pyinit.config.model import Condition, Dependency, Problem, ServiceType
 from pyinit.config.nodes import Reader, enum_member, enum_values
@@ -111,6 +112,8 @@ def _unmet(dep: Dependency, target: Draft) -> list[str]:
             f"service_completed_successfully needs {dep.name!r} to be a "
             "oneshot (type: oneshot); a longrun never completes"
         )
+    if target.fields.get("schedule") is not None:
+        messages.append(scheduled_dependency(dep.name, target.fields["schedule"]))
     if dep.condition is Condition.HEALTHY and target.health in ("absent", "disabled"):
         has = "no healthcheck" if target.health == "absent" else "its healthcheck disabled"
         messages.append(

@@ -9,9 +9,13 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyinit.config.graph import start_tiers
+
+if TYPE_CHECKING:  # annotations only: a config without them imports neither
+    from pyinit.schedule import Schedule
+    from pyinit.watch import WatchSpec
 
 
 class ServiceType(Enum):
@@ -123,6 +127,16 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class LogFileOptions:
+    """``logging: {driver: file, options: ...}``: where and how big."""
+
+    path: str
+    max_size: int | None = None  # bytes; None: never rotated
+    max_files: int = 1  # all files, the current one included (Docker's max-file)
+    stdout: bool = True  # also to pyinit's stdout, prefixed as usual
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     command: tuple[str, ...]
@@ -147,6 +161,12 @@ class ServiceConfig:
     logging: Literal["capture", "inherit"] = "capture"
     healthcheck: HealthCheck | None = None
     ready: Readiness | None = None
+    # A scheduled job (a oneshot run at each due time; pyinit/jobs.py) and what a run
+    # due while one is going does; develop.watch paths (restart on change); a log file.
+    schedule: Schedule | None = None
+    concurrency: Literal["forbid", "replace"] = "forbid"
+    watch: tuple[WatchSpec, ...] = ()
+    log_file: LogFileOptions | None = None
     line: int = 0  # where the service is declared, for messages
 
 

@@ -9,8 +9,15 @@ import yaml
 
 from pyinit.config.dependencies import Draft, depends_on
 from pyinit.config.environment import env_files, environment
+from pyinit.config.extras import (
+    check_service,
+    read_concurrency,
+    read_develop,
+    read_logging,
+    read_schedule,
+)
 from pyinit.config.hardening import ulimits, umask, user, user_switch_problem
-from pyinit.config.model import Backoff, RestartPolicy, ServiceType, StartLimit
+from pyinit.config.model import Backoff, LogFileOptions, RestartPolicy, ServiceType, StartLimit
 from pyinit.config.nodes import Entries, Reader, enum_member, enum_values
 from pyinit.config.probes import healthcheck, ready
 from pyinit.config.yamltree import line
@@ -36,6 +43,9 @@ SERVICE_KEYS = (
     "logging",
     "healthcheck",
     "ready",
+    "schedule",
+    "concurrency",
+    "develop",
 )
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 START_LIMIT_KEYS = ("burst", "interval")
@@ -76,6 +86,7 @@ def read_service(
         if problem is not None:
             r.add(entries["user"][1], f"{key}.user", problem)
     _read_fields(r, entries, key, fields, _AFTER_USER)
+    _read_extras(r, entries, key, fields, base_dir)
     _read_checks(r, entries, key, draft)
     if "depends_on" in entries:
         draft.deps = depends_on(r, entries["depends_on"][1], f"{key}.depends_on")
@@ -102,6 +113,23 @@ def _read_fields(
             value = read(r, entries[name][1], f"{key}.{name}")
             if value is not None:
                 fields[name] = value
+
+
+def _read_extras(
+    r: Reader, entries: Entries, key: str, fields: dict[str, object], base_dir: str
+) -> None:
+    """``logging`` (a mode, or a file), ``develop``, and keys that need each other."""
+    if "logging" in entries:
+        mode = read_logging(r, entries["logging"][1], f"{key}.logging")
+        if isinstance(mode, LogFileOptions):
+            fields["log_file"] = mode
+        elif mode is not None:
+            fields["logging"] = mode
+    if "develop" in entries:
+        watch = read_develop(r, entries["develop"][1], f"{key}.develop", base_dir)
+        if watch:
+            fields["watch"] = watch
+    check_service(r, key, fields, entries)
 
 
 def _read_checks(r: Reader, entries: Entries, key: str, draft: Draft) -> None:
@@ -142,10 +170,6 @@ def _check_oneshot_restart(
 
 def service_type(r: Reader, node: yaml.Node, key: str) -> ServiceType | None:
     return enum_member(ServiceType, r.choice(node, key, enum_values(ServiceType)))
-
-
-def logging(r: Reader, node: yaml.Node, key: str) -> str | None:
-    return r.choice(node, key, ("capture", "inherit"))
 
 
 def restart(r: Reader, node: yaml.Node, key: str) -> RestartPolicy | None:
@@ -257,5 +281,6 @@ _AFTER_USER: tuple[tuple[str, _Read], ...] = (
     ("stop_signal", stop_signal),
     ("stop_grace_period", Reader.duration),
     ("critical", Reader.boolean),
-    ("logging", logging),
+    ("schedule", read_schedule),
+    ("concurrency", read_concurrency),
 )

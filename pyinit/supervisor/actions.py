@@ -18,6 +18,7 @@ from pyinit.supervisor.conditions import Facts
 
 if TYPE_CHECKING:
     from pyinit.config.model import Config, ServiceConfig
+    from pyinit.extras import ServiceExtras
     from pyinit.reload import ReloadPlan
     from pyinit.supervisor.runtime import ServiceRuntime
 
@@ -43,6 +44,9 @@ class Host(Protocol):
     def dependants_of(self, name: str) -> list[str]: ...
 
     def new_runtime(self, cfg: ServiceConfig) -> ServiceRuntime: ...
+
+    @property
+    def extras(self) -> ServiceExtras: ...
 
     def kill_group(self, pid: int, signum: int) -> bool: ...
 
@@ -98,6 +102,8 @@ class Operator:
         if errors:
             return [], errors
         targets = self._with_running_dependants(names)
+        # A scheduled job stopped by an operator skips its due times until started.
+        self.host.extras.jobs.paused.update(n for n in targets if n in self.host.extras.jobs)
         for name in targets:
             self.restart_set.discard(name)
             m = self.services[name].machine
@@ -114,6 +120,7 @@ class Operator:
         if errors:
             return [], errors
         started: list[str] = []
+        self.host.extras.jobs.paused.difference_update(names)
         for name in names:
             rt = self.services[name]
             if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
@@ -134,6 +141,7 @@ class Operator:
         if errors:
             return [], errors
         targets = self._with_running_dependants(names)
+        self.host.extras.jobs.paused.difference_update(targets)
         for name in targets:
             m = self.services[name].machine
             if m.state.alive:
@@ -250,6 +258,8 @@ class Operator:
                 self.services[name] = self.host.new_runtime(decision.cfg)
                 old.monitor.close()
                 self.restart_set.discard(name)
+        if decisions:  # schedules, watches and log files follow the definitions
+            self.host.extras.sync({n: rt.cfg for n, rt in self.services.items()})
 
     def _drop(self, name: str) -> None:
         old = self.services.pop(name)

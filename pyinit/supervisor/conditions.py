@@ -71,6 +71,8 @@ def main_gate(facts: Facts, services: Iterable[ServiceConfig]) -> Verdict:
     """The main command depends on every service: oneshots completed, longruns ready.
     It waits at the first that may yet hold; one that never can stops it for good."""
     for cfg in services:
+        if cfg.schedule is not None:
+            continue  # a scheduled job runs at times: nothing waits for it
         wanted = (
             Condition.COMPLETED_SUCCESSFULLY if cfg.type is ServiceType.ONESHOT else Condition.READY
         )

@@ -47,9 +47,10 @@ from pyinit.supervisor.seams import (
 )
 from pyinit.supervisor.shutdown import Shutdown, container_ends
 from pyinit.supervisor.status import StatusMixin
+from pyinit.supervisor.timed import TimedMixin
 
 
-class Supervisor(OperatorRequests, StatusMixin):
+class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
     def __init__(
         self,
         config: Config,
@@ -108,7 +109,8 @@ class Supervisor(OperatorRequests, StatusMixin):
         self.reloader = Reloader(
             self.loop, path, self._register_child, apply, self.log, base=lambda: self.config
         )
-        self.shutdown = Shutdown(self, sender, reaper, self.reloader.cancel)
+        self._init_extras()  # schedule timers, file watchers, log files (timed.py)
+        self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)
 
     def runtime_dir(self) -> str:
         if self._runtime_dir is None:
@@ -304,7 +306,7 @@ class Supervisor(OperatorRequests, StatusMixin):
             return
         self.actions.progress()
         for rt in self.services.values():
-            if rt.machine.state is State.PENDING:
+            if rt.machine.state is State.PENDING and rt.cfg.schedule is None:  # see timed.py
                 verdict, reason = conditions.dependencies(self.facts, rt.cfg)
                 if verdict is True:
                     self.feed(rt, Event(EventKind.START))

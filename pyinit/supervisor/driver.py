@@ -60,6 +60,8 @@ class ServiceDriver:
         self.log = log
         self.services: dict[str, ServiceRuntime] = {}
         self.launch = Launch(launcher, logs, owners, self.feed, log)
+        # Told after each event a machine took, with its state before (job runs).
+        self.after_feed: Callable[[ServiceRuntime, State], None] | None = None
 
     def new_runtime(self, cfg: ServiceConfig) -> ServiceRuntime:
         return ServiceRuntime(ServiceMachine(cfg), self._monitor_for(cfg))
@@ -110,9 +112,12 @@ class ServiceDriver:
 
     # -- the machine's actions -----------------------------------------------------
     def feed(self, rt: ServiceRuntime, event: Event) -> None:
+        before = rt.machine.state
         actions = rt.machine.handle(event, self.clock())
         for action in actions:
             self._execute(rt, action)
+        if self.after_feed is not None:
+            self.after_feed(rt, before)
 
     def _execute(self, rt: ServiceRuntime, action: Action) -> None:
         if isinstance(action, Spawn):

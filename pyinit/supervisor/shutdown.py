@@ -266,9 +266,11 @@ def container_ends(services: list[ServiceRuntime], has_main: bool) -> tuple[str,
     """Whether the container ends on its own: a critical service that ended for good,
     or (with no main command) nothing left to run. The line to log and the exit code."""
     for rt in services:
-        # A service an operator stopped on purpose does not end the container.
+        # A service an operator stopped on purpose does not end the container; a
+        # scheduled job ends it only by failing (it completes on every run).
         m = rt.machine
-        if rt.cfg.critical and m.state.final and not m.stop_requested:
+        ended = m.state is State.FAILED if rt.cfg.schedule is not None else m.state.final
+        if rt.cfg.critical and ended and not m.stop_requested:
             code = final_code(m)
             return (
                 f"{rt.name} is critical and ended ({m.state.value}); "
@@ -279,6 +281,8 @@ def container_ends(services: list[ServiceRuntime], has_main: bool) -> tuple[str,
         return None  # a service an operator stopped may be started again
     if not all(m.state.final for m in machines):
         return None
+    if any(rt.cfg.schedule is not None for rt in services):
+        return None  # scheduled jobs run again: a container of jobs runs until stopped
     ok = all(m.state in (State.COMPLETED, State.EXITED) for m in machines)
     return "no service left to run" + ("" if ok else "; some failed"), 0 if ok else 1
 

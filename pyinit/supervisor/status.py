@@ -17,6 +17,7 @@ from pyinit.status import write_snapshot
 
 if TYPE_CHECKING:
     from pyinit.config.model import ServiceConfig
+    from pyinit.extras import ServiceExtras
     from pyinit.logs import LogRouter
     from pyinit.loop import EventLoop
     from pyinit.resources import Sampler
@@ -32,6 +33,7 @@ class StatusMixin:
     orphans_reaped: int
     signals_forwarded: int
     verbosity: int
+    extras: ServiceExtras
     _runtime_dir: str | None
     _last_snapshot: str
     _status_pending: bool
@@ -76,6 +78,8 @@ class StatusMixin:
                 reason=m.reason,
                 status_text=mon.status_text,
                 uptime=round(now - m.started_at, 3) if alive and m.started_at is not None else None,
+                job=self.extras.job_snapshot(name),
+                log_file=self.extras.log_file_snapshot(name),
             )
         return Snapshot(
             pid=os.getpid(),

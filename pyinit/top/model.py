@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyinit.client import format_bytes, format_percent, format_uptime
+from pyinit.statustable import format_bytes, format_percent, format_uptime
 
 COLUMNS = ("NAME", "STATE", "READY", "HEALTH", "RESTARTS", "UPTIME", "CPU%", "MEM", "LAST EXIT")
 MAX_LOG_LINES = 500

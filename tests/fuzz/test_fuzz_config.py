@@ -11,7 +11,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyinit.config import Config, ConfigError, load_config, load_config_text
+from pyinit.config import Config, ConfigError, ServiceType, load_config, load_config_text
+from pyinit.config import extras as config_extras
 from pyinit.config.load import SETTINGS_KEYS, TOP_KEYS
 from pyinit.config.probes import HEALTHCHECK_KEYS, READY_KEYS
 from pyinit.config.services import BACKOFF_KEYS, SERVICE_KEYS, START_LIMIT_KEYS
@@ -43,6 +44,17 @@ SEEDS = [
     "x-base: &base\n  restart: always\n  stop_grace_period: 2s\n"
     "services:\n  a:\n    <<: *base\n    command: a\n  b:\n    <<: *base\n    command: b\n"
     "    ready: notify\n",
+    # Scheduled jobs, file watching, log files (issue 15).
+    "services:\n"
+    "  backup:\n    type: oneshot\n    command: backup\n    schedule: '*/5 * * * *'\n"
+    "    concurrency: replace\n    critical: true\n"
+    "  tick:\n    type: oneshot\n    command: tick\n    schedule: '@every 30s'\n"
+    "    depends_on: [web]\n"
+    "  web:\n    command: web\n"
+    "    develop:\n      watch:\n"
+    "        - {path: ./src, action: restart, ignore: ['*.pyc', .git/]}\n"
+    "    logging:\n      driver: file\n"
+    "      options: {path: /var/log/app/web.log, max-size: 10m, max-file: 3, stdout: false}\n",
 ]
 
 KEYS = sorted(
@@ -54,6 +66,10 @@ KEYS = sorted(
         *START_LIMIT_KEYS,
         *HEALTHCHECK_KEYS,
         *READY_KEYS,
+        *config_extras._DEVELOP_KEYS,
+        *config_extras._WATCH_KEYS,
+        *config_extras._LOGGING_KEYS,
+        *config_extras._FILE_OPTIONS,
         "condition",
         "path",
         "required",
@@ -74,6 +90,10 @@ PLAUSIBLE = [
     "http://h:0/", "http://h:99999/", "root", "1000:1000", "$1", "${PORT}", "${X:?gone}",
     "${EMPTY:-d}", "${", "$$", "${A:-${B:-c}}", "(", "a.*b", "", " ", ":9000", "[::]:0",
     "a", "b", "db", "web",
+    "@every 1s", "@every 0s", "@every", "*/5 * * * *", "@daily", "@hourly", "61 * * * *",
+    "0 0 30 2 *", "* * * *", "forbid", "replace", "allow", "restart", "sync", "rebuild", "file",
+    "json-file", "10m", "10", "1k", "0k", "/var/log/x.log", "rel/x.log", "/var/log/", "*.pyc",
+    ".git/", "./src", "**/x",
 ]  # fmt: skip
 
 scalars = st.one_of(
@@ -106,6 +126,42 @@ services = st.dictionaries(
 documents = st.one_of(
     values,
     st.fixed_dictionaries({"services": services}, optional={"settings": values}),
+)
+
+
+# Services built around the keys of issue 15, so that deep paths are reached often.
+_small = st.one_of(scalars, st.lists(scalars, max_size=3))
+_watch_entries = st.lists(
+    st.dictionaries(st.sampled_from([*config_extras._WATCH_KEYS, "target"]), _small, max_size=4),
+    max_size=3,
+)
+_logging = st.one_of(
+    scalars,
+    st.fixed_dictionaries(
+        {"driver": st.sampled_from(["file", "json-file", "", "syslog"])},
+        optional={
+            "options": st.dictionaries(
+                st.sampled_from([*config_extras._FILE_OPTIONS, "compress"]), scalars, max_size=5
+            )
+        },
+    ),
+)
+feature_services = st.dictionaries(
+    st.sampled_from(["a", "b", "db", "web"]),
+    st.fixed_dictionaries(
+        {"command": st.just("true")},
+        optional={
+            "type": st.sampled_from(["oneshot", "longrun"]),
+            "schedule": scalars,
+            "concurrency": scalars,
+            "critical": st.booleans(),
+            "develop": st.one_of(values, st.fixed_dictionaries({"watch": _watch_entries})),
+            "logging": _logging,
+            "depends_on": st.lists(st.sampled_from(["a", "b", "db", "web"]), max_size=2),
+        },
+    ),
+    min_size=1,
+    max_size=4,
 )
 
 
@@ -152,6 +208,15 @@ def check(text: str, path: str = PATH) -> Config | None:
         for dep in svc.depends_on:
             assert dep.name in config.services and dep.name != name
     assert _acyclic(config)
+    for svc in config.services.values():
+        if svc.schedule is not None:
+            assert svc.type is ServiceType.ONESHOT
+        if svc.watch:
+            assert svc.type is ServiceType.LONGRUN
+        if svc.log_file is not None:
+            assert os.path.isabs(svc.log_file.path) and svc.log_file.max_files >= 1
+        for dep in svc.depends_on:
+            assert config.services[dep.name].schedule is None
     tiers = config.start_tiers()
     flat = [name for tier in tiers for name in tier]
     assert sorted(flat) == sorted(config.services) and len(flat) == len(set(flat))
@@ -169,6 +234,12 @@ def test_seeds_are_valid() -> None:
 @given(documents)
 def test_random_documents(doc: Any) -> None:
     check(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@given(feature_services)
+def test_schedule_watch_and_log_file_keys(services: Any) -> None:
+    """schedule, concurrency, develop.watch and logging's file driver, in any shape."""
+    check(yaml.safe_dump({"services": services}, allow_unicode=True))
 
 
 @given(st.text())

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from pyinit.client import format_status, format_uptime, parse_client_args
+from pyinit.client import parse_client_args
 from pyinit.control import wait_verdict
 from pyinit.errors import UsageError
 from pyinit.protocol import COMMANDS, MAX_REQUEST, RequestError, addressable, parse_request
 from pyinit.snapshot import Snapshot
+from pyinit.statustable import format_status, format_uptime
 
 
 def req(obj: Any) -> bytes:

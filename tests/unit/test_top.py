@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pyinit.client import format_bytes
 from pyinit.errors import UsageError
+from pyinit.statustable import format_bytes
 from pyinit.top import parse_interval
 from pyinit.top.app import TopApp, TransportError
 from pyinit.top.model import TopModel
