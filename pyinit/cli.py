@@ -278,11 +278,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if prog == "tini":
         from pyinit.personalities import tini_main
 
-        sys.exit(tini_main(argv[1:]))
+        _exit(tini_main(argv[1:]))
     if prog == "dumb-init":
         from pyinit.personalities import dumb_init_main
 
-        sys.exit(dumb_init_main(argv[1:]))
+        _exit(dumb_init_main(argv[1:]))
     args = argv[1:]
     try:
         if args and args[0] == "check":
@@ -306,4 +306,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except UsageError as exc:
         sys.stderr.write(f"pyinit: {exc}\nTry 'pyinit --help' for more information.\n")
         code = 2
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``, even when nobody reads stdout or stderr any more: a failed
+    final flush would make the interpreter exit 120 instead, so such a stream is
+    pointed at /dev/null first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
     sys.exit(code)
