@@ -314,6 +314,8 @@ def _exit(code: int) -> NoReturn:
     final flush would make the interpreter exit 120 instead, so such a stream is
     pointed at /dev/null first."""
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # the fd was closed when pyinit started
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):
