@@ -62,6 +62,8 @@ class LogRouter:
         }
         self._captures: dict[int, _Capture] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
+        # Who sees each block of lines as it arrives (``pyinit logs -f``).
+        self.hooks: list[Callable[[str, bytes], None]] = []
         # The last RECENT_LINES lines of each service, for ``pyinit logs``.
         self.recent: dict[str, RecentLines] = {}
         width = max((len(n) for n in names), default=0)
@@ -128,6 +130,8 @@ class LogRouter:
             # Python objects. Throughput of a chatty service depends on it.
             body, cap.partial = data[:end], data[end + 1 :]
             self._recent(cap.service).add(body)
+            if self.hooks:
+                self._tell(cap.service, body)
             out = cap.prefix + body.replace(b"\n", b"\n" + cap.prefix) + b"\n"
             self.sinks[cap.stream].write(out)
             return
@@ -156,8 +160,18 @@ class LogRouter:
             recent = self.recent[service] = RecentLines()
         return recent
 
+    def _tell(self, service: str, block: bytes) -> None:
+        for hook in list(self.hooks):
+            try:
+                hook(service, block)
+            except Exception as exc:  # PID 1 must outlive a follower's bug
+                self.event(f"internal error following logs: {exc!r}")
+
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
-        self._recent(cap.service).add(b"\n".join(lines))
+        block = b"\n".join(lines)
+        self._recent(cap.service).add(block)
+        if self.hooks:
+            self._tell(cap.service, block)
         watcher = self._watchers.get(cap.service)
         if watcher is not None:
             for line in lines:

@@ -122,6 +122,18 @@ class StatusMixin:
             return (0, []) if name in self.services else None
         return store.tail(count)
 
+    def timed_lines(self, name: str, count: int, since: float) -> list[tuple[float, bytes]]:
+        """``name``'s last ``count`` lines (0: all kept) since ``since``, by block."""
+        store = self.logs.recent.get(name)
+        return [] if store is None else store.timed_tail(count, since)
+
+    def add_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        self.logs.hooks.append(hook)
+
+    def remove_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        if hook in self.logs.hooks:
+            self.logs.hooks.remove(hook)
+
     def add_change_hook(self, hook: Callable[[], None]) -> None:
         self.change_hooks.append(hook)
 
