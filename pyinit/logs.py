@@ -56,6 +56,7 @@ class LogRouter:
         self.loop = loop
         self.log_format = log_format
         self.paused = False
+        self.timestamps = False  # text lines: the time after the prefix (log_timestamps)
         self.sinks: dict[Stream, OutputSink] = {
             "stdout": OutputSink(loop, stdout_fd, self._pressure),
             "stderr": OutputSink(loop, stderr_fd, self._pressure),
@@ -132,7 +133,8 @@ class LogRouter:
             self._recent(cap.service).add(body)
             if self.hooks:
                 self._tell(cap.service, body)
-            out = cap.prefix + body.replace(b"\n", b"\n" + cap.prefix) + b"\n"
+            prefix = cap.prefix + _stamp() if self.timestamps else cap.prefix
+            out = prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
             self.sinks[cap.stream].write(out)
             return
         lines = data.split(b"\n")
@@ -179,7 +181,8 @@ class LogRouter:
         if self.log_format == "json":
             out = b"".join(_json_line(cap.service, cap.stream, cap.pid, line) for line in lines)
         else:
-            out = cap.prefix + (b"\n" + cap.prefix).join(lines) + b"\n"
+            prefix = cap.prefix + _stamp() if self.timestamps else cap.prefix
+            out = prefix + (b"\n" + prefix).join(lines) + b"\n"
         self.sinks[cap.stream].write(out)
 
     def _close(self, cap: _Capture) -> None:
@@ -214,7 +217,8 @@ class LogRouter:
             }
             self.sinks["stderr"].write(json.dumps(record).encode() + b"\n")
         else:
-            self.sinks["stderr"].write(f"pyinit: {message}\n".encode())
+            stamp = f"{_now_iso()} " if self.timestamps else ""
+            self.sinks["stderr"].write(f"pyinit: {stamp}{message}\n".encode())
 
     def close(self, deadline: float) -> None:
         """At exit: take what the pipes still hold, then flush both sinks."""
@@ -241,6 +245,10 @@ def _pieces(line: bytes) -> list[bytes]:
 def _now_iso() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _stamp() -> bytes:
+    return _now_iso().encode() + b" "
 
 
 def _json_line(service: str, stream: str, pid: int, line: bytes) -> bytes:

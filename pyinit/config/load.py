@@ -17,7 +17,7 @@ from pyinit.config.yamltree import compose, prepare
 from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 
 TOP_KEYS = ("services", "settings")
-SETTINGS_KEYS = ("shutdown_timeout", "log_format", "http")
+SETTINGS_KEYS = ("shutdown_timeout", "log_format", "log_timestamps", "http")
 # Far beyond any real file: a generated or hostile one is a problem, not a stall.
 MAX_SERVICES = 10_000
 
@@ -131,6 +131,10 @@ def _settings(r: Reader, node: yaml.Node) -> Settings | None:
     if "log_format" in entries:
         fields["log_format"] = r.choice(
             entries["log_format"][1], "settings.log_format", ("text", "json")
+        )
+    if "log_timestamps" in entries:
+        fields["log_timestamps"] = r.boolean(
+            entries["log_timestamps"][1], "settings.log_timestamps"
         )
     # "[host]:port"; null or "" (say ${PYINIT_HTTP:-}) is off
     if "http" in entries and not is_null(entries["http"][1]):

@@ -154,6 +154,7 @@ class ServiceConfig:
 class Settings:
     shutdown_timeout: float = 30.0
     log_format: Literal["text", "json"] = "text"
+    log_timestamps: bool = False  # text lines after their arrival time (RFC 3339)
     http: str | None = None  # "[host]:port" for /healthz /readyz /metrics /status; off if None
 
 

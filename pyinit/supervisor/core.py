@@ -72,6 +72,7 @@ class Supervisor(OperatorRequests, StatusMixin):
         self.loop = EventLoop(clock)
         fmt = log_format or config.settings.log_format
         self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
+        self.logs.timestamps = config.settings.log_timestamps
         self.owners: Owners = {}
         self.driver = ServiceDriver(
             clock=clock,

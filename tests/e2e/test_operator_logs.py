@@ -146,3 +146,23 @@ def test_slow_follower_misses_lines_not_pid1(
     got = [line for line in text.splitlines() if line.isdigit()]
     assert len(got) + int(missed.group(1)) == 400000
     assert got[0] == "1"  # the oldest lines are kept, the newest dropped
+
+
+@pytest.mark.timeout(30)
+def test_settings_log_timestamps(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
+    """``settings.log_timestamps: true``: each text line of pyinit's output carries
+    its arrival time (RFC 3339, milliseconds) after the prefix, as pyinit's own do."""
+    text = f"""
+settings:
+  log_timestamps: true
+services:
+  web:
+    command: {argv(*sh("echo hello; exec sleep 1000"))}
+"""
+    proc = start(cli, write_config(tmp_path, text), env=env, stdin=DEVNULL)
+    assert proc.out is not None and proc.err is not None
+    proc.out.expect(f"^web \\| {STAMP} hello$")
+    proc.err.expect(f"^pyinit: {STAMP} web: started")
+    bad = write_config(tmp_path, text.replace("true", "sometimes"), "bad.yaml")
+    done = subprocess.run([*PYINIT, "check", str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "settings.log_timestamps" in done.stderr
