@@ -28,7 +28,10 @@ DEFAULT_WAIT = 60.0
 
 USAGE = """\
 Usage: pyinit status [--json]              the services: state, pid, uptime, restarts, ...
-       pyinit start|stop|restart NAME...    (stop and restart include dependants)
+       pyinit start|stop|restart NAME... [--timeout DURATION] [--no-wait]
+                                            (stop and restart include dependants;
+                                            start brings back what a stop took
+                                            down) and wait until done (60s)
        pyinit signal SIG NAME...            send SIG to each service's process group
        pyinit reload                        re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
@@ -56,6 +59,7 @@ class ClientCommand:
     json_output: bool = False
     timeout: float = CONNECT_TIMEOUT
     names: list[str] = field(default_factory=list)
+    wait: float | None = None  # start/stop/restart: wait this long for what was done
 
 
 def _take_value(args: list[str], i: int, flag: str) -> tuple[str, int]:
@@ -78,10 +82,14 @@ PLAIN = {
     "--follow": "follow",
     "-t": "timestamps",
     "--timestamps": "timestamps",
+    "--no-wait": "no_wait",
 }
 ALLOWED = {
     "status": {"json"},
     "wait": {"ready", "timeout"},
+    "start": {"timeout", "no_wait"},
+    "stop": {"timeout", "no_wait"},
+    "restart": {"timeout", "no_wait"},
     "logs": {"lines", "follow", "since", "timestamps"},
 }
 
@@ -129,10 +137,23 @@ def _bare(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     return ClientCommand({"cmd": cmd}, timeout=timeout)
 
 
+def _timeout(cmd: str, flags: Flags) -> float:
+    raw = flags.get("timeout")
+    if raw is None:
+        return DEFAULT_WAIT
+    from pyinit.durations import parse_duration
+
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise UsageError(f"{cmd}: --timeout: {exc}") from None
+
+
 def _named(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     if not operands:
         raise UsageError(f"{cmd}: name at least one service")
-    return ClientCommand({"cmd": cmd, "services": operands}, names=operands)
+    wait = None if "no_wait" in flags else _timeout(cmd, flags)
+    return ClientCommand({"cmd": cmd, "services": operands}, names=operands, wait=wait)
 
 
 def _signal(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
@@ -175,15 +196,7 @@ def _wait(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
         raise UsageError("wait: expected --ready NAME...")
     if not operands:
         raise UsageError("wait: name at least one service")
-    timeout = DEFAULT_WAIT
-    raw = flags.get("timeout")
-    if raw is not None:
-        from pyinit.durations import parse_duration
-
-        try:
-            timeout = parse_duration(raw)
-        except ValueError as exc:
-            raise UsageError(f"wait: --timeout: {exc}") from None
+    timeout = _timeout(cmd, flags)
     request = {"cmd": "wait", "services": operands, "timeout": timeout}
     return ClientCommand(request, timeout=timeout + CONNECT_TIMEOUT, names=operands)
 
@@ -284,7 +297,14 @@ def _show_done(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
     done = answer.get("done", [])
     if done:
         sys.stdout.write(f"{VERBS[cmd]}: {', '.join(done)}\n")
-    return 0 if answer.get("ok") else _errors(cmd, parsed, answer)
+        sys.stdout.flush()
+    if not answer.get("ok"):
+        return _errors(cmd, parsed, answer)
+    if parsed.wait is None or not done or cmd == "signal":
+        return 0
+    from pyinit.clientwait import await_done
+
+    return await_done(cmd, done, parsed.wait)
 
 
 def _show_reload(cmd: str, parsed: ClientCommand, answer: Answer) -> int:

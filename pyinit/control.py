@@ -161,6 +161,19 @@ def wait_verdict(
     return waiting, failed
 
 
+def stopped_verdict(
+    snapshot: Snapshot, names: list[str], busy: set[str]
+) -> tuple[list[str], list[str]]:
+    """(still running or about to, errors) for a ``wait`` until ``names`` stopped."""
+    waiting = [
+        n
+        for n in names
+        if n in snapshot.services and (n in busy or snapshot.services[n].state.alive)
+    ]
+    failed = [f"no service named {n!r}" for n in names if n not in snapshot.services]
+    return waiting, failed
+
+
 def bind_socket(sock: socket.socket, path: str) -> None:
     """Bind ``sock`` at ``path``, mode 0600 from the first moment; a stale socket
     left there by an earlier pyinit in this container is replaced."""
@@ -417,11 +430,15 @@ class ControlServer(Server[_Client]):
         self.set_timer(conn, req.timeout, partial(self._wait_expired, conn))
         self._check_wait(conn, self.op.snapshot())
 
+    def _verdict(self, req: Request, snapshot: Snapshot) -> tuple[list[str], list[str]]:
+        judge = stopped_verdict if req.until == "stopped" else wait_verdict
+        return judge(snapshot, req.services, self.op.busy())
+
     def _check_wait(self, conn: _Client, snapshot: Snapshot) -> None:
         req = conn.waiting
         if req is None:
             return
-        waiting, failed = wait_verdict(snapshot, req.services, self.op.busy())
+        waiting, failed = self._verdict(req, snapshot)
         if failed:
             self._reply(conn, {"ok": False, "error": "; ".join(failed), "not_ready": waiting})
         elif not waiting:
@@ -432,7 +449,7 @@ class ControlServer(Server[_Client]):
         req = conn.waiting
         if req is None:
             return
-        waiting, failed = wait_verdict(self.op.snapshot(), req.services, self.op.busy())
+        waiting, failed = self._verdict(req, self.op.snapshot())
         if not waiting and not failed:
             self._reply(conn, {"ok": True})
             return

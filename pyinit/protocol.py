@@ -15,7 +15,9 @@ C one of COMMANDS (``parse_request`` says what each takes). An answer has
 - health: ``{"ok":true,"healthy":B,"problems":[...],"services":N}``
 - start|stop|restart|signal: ``{"ok":B,"done":[names],"errors":[messages]}``
 - reload: ``{"ok":B,"messages":[...]}``, once the new config was loaded (or not)
-- wait: ``{"ok":true}``, or ``{"ok":false,"error":...,"not_ready":[names]}``
+- wait: ``{"ok":true}``, or ``{"ok":false,"error":...,"not_ready":[names]}``;
+  with ``"until": "stopped"`` it waits for the services to have no process left
+  and none about to start (what ``pyinit stop`` waits for)
 - logs: the header ``{"ok":true,"lines":N,"bytes":M}``, then M raw bytes: the N
   lines exactly as the service wrote them, each ending with a newline. A kept
   line never holds a newline (lines are split there), so nothing needs escaping.
@@ -63,6 +65,7 @@ class Request:
     follow: bool = False  # logs: keep the connection and send new lines as they come
     since: float = 0.0  # logs: only lines that arrived at or after this (Unix time)
     timestamps: bool = False  # logs: each line after its arrival time (RFC 3339)
+    until: str = "ready"  # wait: "ready", or "stopped" (no process left, none coming)
 
 
 # -- requests ------------------------------------------------------------------------
@@ -133,7 +136,12 @@ def _wait(cmd: str, obj: dict[str, Any]) -> Request:
     ):
         raise RequestError('"timeout" must be a number of seconds >= 0')
     services = _services(obj, required=True)
-    return Request(cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT))
+    until = obj.get("until", "ready")
+    if until not in ("ready", "stopped"):
+        raise RequestError('"until" must be "ready" or "stopped"')
+    return Request(
+        cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT), until=until
+    )
 
 
 _PARSERS: dict[str, Callable[[str, dict[str, Any]], Request]] = {

@@ -52,6 +52,9 @@ class Operator:
         # Services to stop in dependency order, and what to do with each once stopped.
         self.stop_set: set[str] = set()
         self.restart_set: set[str] = set()
+        # Dependants an operator's stop took down with what it named: a start of
+        # what it named brings them back (else /readyz stays red for good).
+        self.cascaded: set[str] = set()
         # What reloads still owe each name (retire, replace): one pure table.
         self.reload_table = ReloadTable(host.config.services)
 
@@ -97,6 +100,8 @@ class Operator:
         if errors:
             return [], errors
         targets = self._with_running_dependants(names)
+        self.cascaded.difference_update(names)
+        self.cascaded.update(n for n in targets if n not in names)
         for name in targets:
             self.restart_set.discard(name)
             m = self.services[name].machine
@@ -113,6 +118,7 @@ class Operator:
         if errors:
             return [], errors
         started: list[str] = []
+        back = self._cascaded_dependants(names)
         for name in names:
             rt = self.services[name]
             if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
@@ -125,7 +131,21 @@ class Operator:
             self._feed(rt, Event(EventKind.START))
             started.append(name)
         self._reconcile()
-        return started, errors
+        return started + back, errors
+
+    def _cascaded_dependants(self, names: list[str]) -> list[str]:
+        """What an earlier stop of ``names`` took down with them: each is started
+        again once what it depends on is back (as after a restart)."""
+        self.cascaded.difference_update(names)
+        found = conditions.with_dependants(
+            names, self.host.dependants_of, lambda n: n in self.cascaded
+        )
+        back = [n for n in found if n not in names]
+        for name in back:
+            self.cascaded.discard(name)
+            if not self.services[name].machine.state.alive:
+                self.restart_set.add(name)
+        return [n for n in back if n in self.restart_set]
 
     def restart_services(self, names: list[str]) -> tuple[list[str], list[str]]:
         """Stop (dependants too) and start again; a service that is not running just starts."""
@@ -253,6 +273,7 @@ class Operator:
         old.monitor.close()
         self.stop_set.discard(name)
         self.restart_set.discard(name)
+        self.cascaded.discard(name)
         self.log(f"{name}: removed")
 
 
