@@ -92,13 +92,14 @@ class ServiceSnapshot:
     reason: str = ""
     status_text: str = ""  # the latest sd_notify STATUS=
     uptime: float | None = None  # seconds the current run has lasted; None when not alive
+    optional: bool = False  # never makes /readyz or `pyinit health` fail
 
     @property
     def oneshot(self) -> bool:
         return self.type == ONESHOT
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "type": self.type,
             "state": self.state.value,
             "pid": self.pid,
@@ -111,6 +112,9 @@ class ServiceSnapshot:
             "status_text": self.status_text,
             "uptime": self.uptime,
         }
+        if self.optional:  # only when set: the documents of before stay byte for byte
+            doc["optional"] = True
+        return doc
 
     @classmethod
     def from_json(cls, obj: Any) -> ServiceSnapshot:
@@ -133,6 +137,7 @@ class ServiceSnapshot:
             reason=_field(obj, "reason", (str,), ""),
             status_text=_field(obj, "status_text", (str,), ""),
             uptime=_field(obj, "uptime", (float, int), None),
+            optional=_field(obj, "optional", (bool,), False),
         )
 
 

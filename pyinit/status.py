@@ -39,6 +39,8 @@ def verdict(snapshot: Snapshot) -> list[str]:
         problems.append("pyinit is shutting down")
     for name, svc in snapshot.services.items():
         state = svc.state
+        if svc.optional:
+            continue
         if svc.oneshot:
             if state not in (ServiceState.COMPLETED, ServiceState.STARTING, ServiceState.RUNNING):
                 problems.append(f"{name}: {state}")

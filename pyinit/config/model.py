@@ -144,6 +144,9 @@ class ServiceConfig:
     stop_signal: int = signal.SIGTERM
     stop_grace_period: float = 10.0
     critical: bool = False
+    # Kept out of /readyz and `pyinit health` (a helper the container can do without).
+    optional: bool = False
+    profiles: tuple[str, ...] = ()  # starts only when one is active (none: always)
     logging: Literal["capture", "inherit"] = "capture"
     healthcheck: HealthCheck | None = None
     ready: Readiness | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable
 
 import yaml
@@ -11,8 +12,9 @@ from pyinit.config.dependencies import Draft, depends_on
 from pyinit.config.environment import env_files, environment
 from pyinit.config.hardening import ulimits, umask, user, user_switch_problem
 from pyinit.config.model import Backoff, RestartPolicy, ServiceType, StartLimit
-from pyinit.config.nodes import Entries, Reader, enum_member, enum_values
+from pyinit.config.nodes import Entries, Reader, did_you_mean, enum_member, enum_values
 from pyinit.config.probes import healthcheck, ready
+from pyinit.config.profiles import profiles
 from pyinit.config.yamltree import line
 from pyinit.signals import parse_signal
 
@@ -33,12 +35,15 @@ SERVICE_KEYS = (
     "stop_signal",
     "stop_grace_period",
     "critical",
+    "optional",
+    "profiles",
     "logging",
     "healthcheck",
     "ready",
 )
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 START_LIMIT_KEYS = ("burst", "interval")
+_SIGNAL_NAMES = tuple(s.name.removeprefix("SIG") for s in signal.Signals if "_" not in s.name)
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 _Read = Callable[[Reader, yaml.Node, str], object]
@@ -173,7 +178,8 @@ def stop_signal(r: Reader, node: yaml.Node, key: str) -> int | None:
     try:
         return parse_signal(text)
     except ValueError as e:
-        r.add(node, key, f"{e}; expected a name such as SIGTERM or TERM, or a number")
+        hint = did_you_mean(text.upper().removeprefix("SIG"), _SIGNAL_NAMES)
+        r.add(node, key, f"{e}; expected a name such as SIGTERM or TERM, or a number{hint}")
         return None
 
 
@@ -257,5 +263,7 @@ _AFTER_USER: tuple[tuple[str, _Read], ...] = (
     ("stop_signal", stop_signal),
     ("stop_grace_period", Reader.duration),
     ("critical", Reader.boolean),
+    ("optional", Reader.boolean),
+    ("profiles", profiles),
     ("logging", logging),
 )

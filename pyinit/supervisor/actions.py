@@ -55,6 +55,9 @@ class Operator:
         # Dependants an operator's stop took down with what it named: a start of
         # what it named brings them back (else /readyz stays red for good).
         self.cascaded: set[str] = set()
+        # Not started at boot (an inactive profile, outside --only): stopped until
+        # an operator starts them, and kept out of the health verdict until then.
+        self.unselected: set[str] = set()
         # What reloads still owe each name (retire, replace): one pure table.
         self.reload_table = ReloadTable(host.config.services)
 
@@ -119,6 +122,14 @@ class Operator:
             return [], errors
         started: list[str] = []
         back = self._cascaded_dependants(names)
+        pulled = self._unselected_dependencies(names)
+        self.unselected.difference_update(names)
+        if pulled:  # they start first; what depends on them once they are ready
+            for name in pulled + names:
+                if not self.services[name].machine.state.alive:
+                    self.restart_set.add(name)
+                    started.append(name)
+            names = []
         for name in names:
             rt = self.services[name]
             if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
@@ -132,6 +143,18 @@ class Operator:
             started.append(name)
         self._reconcile()
         return started + back, errors
+
+    def _unselected_dependencies(self, names: list[str]) -> list[str]:
+        """What ``names`` depend on (transitively) that was not started at boot."""
+        found: list[str] = []
+        todo = [d.name for n in names for d in self.services[n].cfg.depends_on]
+        while todo:
+            name = todo.pop()
+            if name in self.unselected and name not in found:
+                found.append(name)
+                todo.extend(d.name for d in self.services[name].cfg.depends_on)
+        self.unselected.difference_update(found)
+        return found[::-1]
 
     def _cascaded_dependants(self, names: list[str]) -> list[str]:
         """What an earlier stop of ``names`` took down with them: each is started
@@ -301,6 +324,10 @@ class OperatorRequests:
     @property
     def restart_set(self) -> set[str]:
         return self.actions.restart_set
+
+    @property
+    def unselected(self) -> set[str]:
+        return self.actions.unselected
 
     @property
     def replacements(self) -> dict[str, ServiceConfig]:

@@ -58,6 +58,7 @@ class Supervisor(OperatorRequests, StatusMixin):
         log_format: str | None = None,
         http_address: str | None = None,
         *,
+        unselected: frozenset[str] = frozenset(),
         clock: Clock = time.monotonic,
         launcher: Launcher = REAL_LAUNCHER,
         sender: SignalSender = REAL_SENDER,
@@ -103,6 +104,7 @@ class Supervisor(OperatorRequests, StatusMixin):
         self.started_wall = time.time()
         self.signals_forwarded = 0
         self.actions = Operator(self)
+        self.actions.unselected = set(unselected)
         self.reloader = Reloader(
             self.loop,
             lambda: self.config.path,
@@ -191,6 +193,12 @@ class Supervisor(OperatorRequests, StatusMixin):
         """The first pass: start what has no dependency (``run`` calls it)."""
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
+        for name in self.config.services:
+            if name in self.actions.unselected:
+                self.feed(self.services[name], Event(EventKind.STOP))
+        if self.actions.unselected:
+            left = ", ".join(n for n in self.config.services if n in self.actions.unselected)
+            self.log(f"not started (profiles, --only; `pyinit start NAME` starts one): {left}")
         self.loop.guarded(self.reconcile)
 
     def feed(self, rt: ServiceRuntime, event: Event) -> None:

@@ -46,6 +46,9 @@ class StatusMixin:
         def stop_set(self) -> set[str]: ...
 
         @property
+        def unselected(self) -> set[str]: ...
+
+        @property
         def restart_set(self) -> set[str]: ...
 
         @property
@@ -74,6 +77,7 @@ class StatusMixin:
                 reason=m.reason,
                 status_text=mon.status_text,
                 uptime=round(now - m.started_at, 3) if alive and m.started_at is not None else None,
+                optional=rt.cfg.optional or name in self.unselected,
             )
         return Snapshot(
             pid=os.getpid(),

@@ -84,7 +84,7 @@ def test_problems_go_to_stderr_with_a_count_and_exit_2(
         f"{path}:2: services.web.command: required key missing",
         f"{path}:3: services.web.comand: unknown key; did you mean 'command'?",
         f"{path}:4: services.web.restart: expected one of no, on-failure, always, "
-        "unless-stopped; got 'allways'",
+        "unless-stopped; got 'allways'; did you mean 'always'?",
         f"{path}: 3 problems",
     ]
 

@@ -484,7 +484,7 @@ def test_bad_enum_value() -> None:
         """
     ) == (
         "services.yaml:4: services.web.restart: expected one of no, on-failure, always, "
-        "unless-stopped; got 'allways'"
+        "unless-stopped; got 'allways'; did you mean 'always'?"
     )
 
 
