@@ -52,6 +52,8 @@ Options:
       --profile NAME         with -c: start the services with this profile too
                              (repeatable; env PYINIT_PROFILES=a,b)
       --only NAME[,NAME]     with -c: start only these and what they depend on
+      --env-file PATH        with -c: variables for ${VAR} instead of the .env
+                             next to FILE (the environment wins over both)
 
 With no -c and no COMMAND, pyinit runs ./services.yaml (or ./services.yml).
   -V, --version              print the version and exit
@@ -73,6 +75,7 @@ NATIVE_OPTIONS = [
     Option("http", None, "http", True),
     Option("profile", None, "profile", True),
     Option("only", None, "only", True),
+    Option("env-file", None, "env-file", True),
     Option("version", "V", "version"),
     Option("help", "h", "help"),
 ]
@@ -131,6 +134,10 @@ class _NativeArgs:
 
     def add_profile(self, value: str) -> None:
         self.profiles.extend(p.strip() for p in value.split(",") if p.strip())
+
+    def set_env_file(self, value: str) -> None:
+        # Through the environment, so the reload's child reads the same file.
+        os.environ["PYINIT_ENV_FILE"] = os.path.abspath(value)
 
     def add_only(self, value: str) -> None:
         self.only.extend(n.strip() for n in value.split(",") if n.strip())
@@ -193,6 +200,7 @@ _NATIVE_SETTERS: dict[str, Callable[[_NativeArgs, str], None]] = {
     "http": _NativeArgs.set_http,
     "profile": _NativeArgs.add_profile,
     "only": _NativeArgs.add_only,
+    "env-file": _NativeArgs.set_env_file,
 }
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from pyinit.addresses import parse_address
 from pyinit.config.dependencies import check_dependencies
+from pyinit.config.dotenv import with_dotenv
 from pyinit.config.model import Config, ConfigError, Problem, ServiceConfig, Settings
 from pyinit.config.nodes import Reader, is_null
 from pyinit.config.services import read_service
@@ -66,6 +67,7 @@ def _load(text: str, path: str, environ: Mapping[str, str], ids: tuple[int, int]
         prepare(loader, root, path, problems)
         # Whom pyinit runs as (euid, egid): only root may set another `user:`.
         own_ids = (os.geteuid(), os.getegid()) if ids is None else ids
+        environ = with_dotenv(Reader(path, environ, loader, problems), root, environ)
         config = _top(Reader(path, environ, loader, problems), root, own_ids)
         if config is not None and not problems:
             return config
