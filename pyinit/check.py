@@ -61,6 +61,10 @@ def check_main(args: list[str]) -> int:
         count = len(e.problems)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 2
+    from pyinit.config.shellwarn import warnings
+
+    for warning in warnings(text, path):
+        print(warning, file=sys.stderr)
     sys.stdout.write(summary(config))
     return 0
 

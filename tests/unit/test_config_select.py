@@ -35,3 +35,22 @@ def test_did_you_mean_values() -> None:
     assert did_you_mean("on_failure", options) == "; did you mean 'on-failure'?"
     assert did_you_mean("allways", options) == "; did you mean 'always'?"
     assert did_you_mean("zzz", options) == ""
+
+
+def test_shell_syntax_in_string_commands_is_found() -> None:
+    from pyinit.config.shellwarn import shell_syntax, warnings
+
+    assert shell_syntax("make && run") == "&&"
+    assert shell_syntax("a || b") == "||"
+    assert shell_syntax("a | b") == "|"
+    assert shell_syntax("a; b") == ";"
+    assert shell_syntax("a > log") == ">"
+    assert shell_syntax("echo $(date)") == "$("
+    assert shell_syntax("echo `date`") == "`"
+    assert shell_syntax("echo 'a && b' \"x|y\"") is None
+    assert shell_syntax("server --port 80") is None
+    text = 'services:\n  a:\n    command: "make && run"\n  b:\n    command: [sh, -c, "a|b"]\n'
+    assert warnings(text, "f.yaml") == [
+        "f.yaml:3: warning: services.a.command holds shell syntax ('&&') but runs "
+        'without a shell; to run it in one, write ["sh", "-c", "make && run"]'
+    ]
