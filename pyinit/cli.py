@@ -117,6 +117,7 @@ class _NativeArgs:
         "http",
         "profiles",
         "only",
+        "seen",
     )
 
     def __init__(self) -> None:
@@ -131,6 +132,7 @@ class _NativeArgs:
         self.http: str | None = None
         self.profiles: list[str] = []
         self.only: list[str] = []
+        self.seen: set[str] = set()
 
     def add_profile(self, value: str) -> None:
         self.profiles.extend(p.strip() for p in value.split(",") if p.strip())
@@ -165,7 +167,13 @@ class _NativeArgs:
             raise UsageError(f"--parent-death-signal: {exc}") from None
 
     def set_config(self, value: str) -> None:
-        self.config = value
+        # -c again: the files merge in order, as Compose merges -f files (NUL
+        # joins them: no path holds one). PYINIT_CONFIG is replaced, not merged.
+        if self.config and "config" in self.seen:
+            self.config += "\0" + value
+        else:
+            self.config = value
+        self.seen.add("config")
 
     def set_log_format(self, value: str) -> None:
         if value not in ("text", "json"):
@@ -289,7 +297,8 @@ def supervisor_main(
         sys.stderr.write(f"{exc}\n")
         count = len(exc.problems)
         sys.stderr.write(
-            f"pyinit: {path}: {count} problem{'s' if count != 1 else ''}; nothing started\n"
+            f"pyinit: {path.replace(chr(0), ' + ')}: {count} problem{'s' if count != 1 else ''};"
+            " nothing started\n"
         )
         return 2
     shape = {

@@ -71,7 +71,9 @@ class Reader:
     # -- reporting ------------------------------------------------------------------
 
     def add(self, node: yaml.Node | None, key: str, message: str) -> None:
-        self.problems.append(Problem(self.path, line(node), key, message))
+        name = node.start_mark.name if node is not None and node.start_mark else None
+        where = name if isinstance(name, str) and name and not name.startswith("<") else None
+        self.problems.append(Problem(where or self.path, line(node), key, message))
 
     def found(self, node: yaml.Node, scalar: Scalar | None = None) -> str:
         if isinstance(node, yaml.MappingNode):
