@@ -301,6 +301,15 @@ def supervisor_main(
             " nothing started\n"
         )
         return 2
+    import shutil
+
+    if command and command[0] in config.services and not shutil.which(command[0]):
+        names = ",".join(n for n in command if n in config.services)
+        sys.stderr.write(
+            f"pyinit: {command[0]!r} is a service, not a command; to run only some "
+            f"services: pyinit -c FILE --only {names}\n"
+        )
+        return 2
     shape = {
         n: (s.profiles, tuple(d.name for d in s.depends_on)) for n, s in config.services.items()
     }

@@ -121,3 +121,22 @@ def test_services_yaml_found_in_working_dir(
     proc.err.expect(r"web: started \(pid \d+\)")
     assert ctl(env, "status").returncode == 0
     assert os.path.exists(tmp_path / "services.yaml")
+
+
+def test_service_name_as_command_points_at_only(tmp_path: Path, env: dict[str, str]) -> None:
+    """``pyinit -c FILE api`` was a main command that does not exist (exit 127
+    after starting everything); now it says how to run only some services."""
+    config = write_config(tmp_path, SELECT)
+    done = subprocess.run(
+        [*PYINIT, "-c", str(config), "api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "pyinit: 'api' is a service, not a command; to run only some services:"
+        " pyinit -c FILE --only api\n"
+    )
