@@ -181,6 +181,8 @@ def _logs(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     if raw is not None:
         from pyinit.durations import parse_duration
 
+        if flags.get("lines") is None:
+            request["lines"] = 0  # --since alone: every kept line since then
         try:
             request["since"] = time.time() - parse_duration(raw)
         except ValueError as exc:
