@@ -769,7 +769,7 @@ class Soak:
         expected = self.restart_closure(name, status)
         if expected is None:
             return
-        done = self.cli("restart", name)
+        done = self.cli("restart", "--no-wait", name)  # chaos: fire, do not wait
         self.ledger.actions["pyinit restart"] += 1
         if done.returncode != 0:
             self.ledger.anomalies.append(f"pyinit restart {name}: exit {done.returncode}")

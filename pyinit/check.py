@@ -24,11 +24,13 @@ from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 from pyinit.signals import signal_name
 
 USAGE = """\
-Usage: pyinit check [FILE]
+Usage: pyinit check [--print] [FILE...]
 
 Validate FILE (default: $PYINIT_CONFIG, else services.yaml) and print a summary:
 the services, their type, restart policy, dependencies, readiness source and
-healthcheck, and the start order.
+healthcheck, and the start order. Several FILEs merge in order (as `pyinit -c A
+-c B`, and as Compose merges -f files); --print prints the merged YAML (before
+${VAR} interpolation) instead of the summary.
 Exit 0 when valid; otherwise print every problem and exit 2.
 """
 
@@ -40,10 +42,14 @@ def check_main(args: list[str]) -> int:
     elif args and args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
-    if len(args) > 1 or (args and args[0].startswith("-")):
-        print(f"pyinit check: expected one FILE; got {' '.join(args)}", file=sys.stderr)
+    show = "--print" in args
+    args = [a for a in args if a != "--print"]
+    if any(a.startswith("-") for a in args):
+        print(f"pyinit check: unknown option in {' '.join(args)}", file=sys.stderr)
         sys.stderr.write(USAGE)
         return 2
+    if len(args) > 1 or show:
+        return _check_merged(args or [os.environ.get("PYINIT_CONFIG") or "services.yaml"], show)
     path = args[0] if args else os.environ.get("PYINIT_CONFIG") or "services.yaml"
     try:
         text = read_bytes(path, CONFIG_CAP).decode("utf-8")
@@ -61,7 +67,36 @@ def check_main(args: list[str]) -> int:
         count = len(e.problems)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 2
+    from pyinit.config.shellwarn import warnings
+
+    for warning in warnings(text, path):
+        print(warning, file=sys.stderr)
     sys.stdout.write(summary(config))
+    return 0
+
+
+def _check_merged(paths: list[str], show: bool) -> int:
+    from pyinit.config import load_config
+    from pyinit.config.merge import SEPARATOR, compose_all, split
+
+    joined = SEPARATOR.join(paths)
+    try:
+        config = load_config(joined)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        count = len(e.problems)
+        print(f"{' + '.join(paths)}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 2
+    if show:
+        import yaml
+
+        tree = compose_all([(p, read_bytes(p, CONFIG_CAP).decode()) for p in split(joined)], [])
+        assert tree is not None  # it loaded
+        text = yaml.serialize(tree[1], Dumper=yaml.SafeDumper)
+        sys.stdout.write(str(text))
+        return 0
+    sys.stdout.write(summary(config).replace(SEPARATOR, " + "))
     return 0
 
 

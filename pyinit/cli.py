@@ -31,7 +31,7 @@ Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit signal SIG NAME...
        pyinit reload                    re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
-       pyinit logs NAME [-n N]          (pyinit status --help: more on these)
+       pyinit logs [NAME...] [-f] [-n N] (pyinit status --help: more on these)
        pyinit top [--interval DURATION] a live view of the services (pyinit[tui])
        pyinit rehearse [OPTIONS] -- COMMAND   rehearse a `docker stop` of COMMAND
 
@@ -50,6 +50,13 @@ Options:
                              signal pyinit receives when its parent dies
       --http ADDR            with -c: serve /healthz /readyz /metrics /status on
                              ADDR ([host]:port, e.g. :9000; settings.http)
+      --profile NAME         with -c: start the services with this profile too
+                             (repeatable; env PYINIT_PROFILES=a,b)
+      --only NAME[,NAME]     with -c: start only these and what they depend on
+      --env-file PATH        with -c: variables for ${VAR} instead of the .env
+                             next to FILE (the environment wins over both)
+
+With no -c and no COMMAND, pyinit runs ./services.yaml (or ./services.yml).
   -V, --version              print the version and exit
   -h, --help                 print this help and exit
 
@@ -67,6 +74,9 @@ NATIVE_OPTIONS = [
     Option("parent-death-signal", "p", "parent-death-signal", True),
     Option("log-format", None, "log-format", True),
     Option("http", None, "http", True),
+    Option("profile", None, "profile", True),
+    Option("only", None, "only", True),
+    Option("env-file", None, "env-file", True),
     Option("version", "V", "version"),
     Option("help", "h", "help"),
 ]
@@ -106,6 +116,9 @@ class _NativeArgs:
         "config",
         "log_format",
         "http",
+        "profiles",
+        "only",
+        "seen",
     )
 
     def __init__(self) -> None:
@@ -118,6 +131,19 @@ class _NativeArgs:
         self.config = os.environ.get("PYINIT_CONFIG") or None
         self.log_format: str | None = None
         self.http: str | None = None
+        self.profiles: list[str] = []
+        self.only: list[str] = []
+        self.seen: set[str] = set()
+
+    def add_profile(self, value: str) -> None:
+        self.profiles.extend(p.strip() for p in value.split(",") if p.strip())
+
+    def set_env_file(self, value: str) -> None:
+        # Through the environment, so the reload's child reads the same file.
+        os.environ["PYINIT_ENV_FILE"] = os.path.abspath(value)
+
+    def add_only(self, value: str) -> None:
+        self.only.extend(n.strip() for n in value.split(",") if n.strip())
 
     def add_verbose(self) -> None:
         self.verbosity += 1
@@ -142,7 +168,13 @@ class _NativeArgs:
             raise UsageError(f"--parent-death-signal: {exc}") from None
 
     def set_config(self, value: str) -> None:
-        self.config = value
+        # -c again: the files merge in order, as Compose merges -f files (NUL
+        # joins them: no path holds one). PYINIT_CONFIG is replaced, not merged.
+        if self.config and "config" in self.seen:
+            self.config += "\0" + value
+        else:
+            self.config = value
+        self.seen.add("config")
 
     def set_log_format(self, value: str) -> None:
         if value not in ("text", "json"):
@@ -175,6 +207,9 @@ _NATIVE_SETTERS: dict[str, Callable[[_NativeArgs, str], None]] = {
     "config": _NativeArgs.set_config,
     "log-format": _NativeArgs.set_log_format,
     "http": _NativeArgs.set_http,
+    "profile": _NativeArgs.add_profile,
+    "only": _NativeArgs.add_only,
+    "env-file": _NativeArgs.set_env_file,
 }
 
 
@@ -190,11 +225,26 @@ def native_main(args: list[str]) -> int:
             _NATIVE_FLAGS[key](opts)
         else:
             _NATIVE_SETTERS[key](opts, value)
+    if not opts.config and not command:
+        opts.config = _default_config()
     if opts.config:
+        from pyinit.config.profiles import ENV, from_env
+
+        selection = (opts.profiles or from_env(os.environ.get(ENV)), opts.only)
         return supervisor_main(
-            opts.config, command or None, opts.verbosity, opts.log_format, opts.http
+            opts.config, command or None, opts.verbosity, opts.log_format, opts.http, selection
         )
     return _wrapper_main(opts, command)
+
+
+def _default_config() -> str | None:
+    """No -c and no command: services.yaml, then services.yml, here (as ``pyinit
+    check`` looks); which one runs is said."""
+    for name in ("services.yaml", "services.yml"):
+        if os.path.isfile(name):
+            sys.stderr.write(f"pyinit: no -c and no command: running {name}\n")
+            return name
+    return None
 
 
 def _wrapper_main(opts: _NativeArgs, command: list[str]) -> int:
@@ -204,6 +254,8 @@ def _wrapper_main(opts: _NativeArgs, command: list[str]) -> int:
         raise UsageError("--log-format applies to supervisor mode (-c FILE)")
     if opts.http is not None:
         raise UsageError("--http applies to supervisor mode (-c FILE)")
+    if opts.profiles or opts.only:
+        raise UsageError("--profile and --only apply to supervisor mode (-c FILE)")
     if not command:
         raise UsageError("no command given")
     single_child = opts.single_child
@@ -234,8 +286,10 @@ def supervisor_main(
     verbosity: int,
     log_format: str | None,
     http: str | None = None,
+    selection: tuple[list[str], list[str]] = ([], []),
 ) -> int:
     from pyinit.config import ConfigError, load_config
+    from pyinit.config.profiles import unselected
     from pyinit.supervisor import Supervisor
 
     try:
@@ -244,10 +298,30 @@ def supervisor_main(
         sys.stderr.write(f"{exc}\n")
         count = len(exc.problems)
         sys.stderr.write(
-            f"pyinit: {path}: {count} problem{'s' if count != 1 else ''}; nothing started\n"
+            f"pyinit: {path.replace(chr(0), ' + ')}: {count} problem{'s' if count != 1 else ''};"
+            " nothing started\n"
         )
         return 2
-    return Supervisor(config, command, verbosity, log_format, http_address=http).run()
+    import shutil
+
+    if command and command[0] in config.services and not shutil.which(command[0]):
+        names = ",".join(n for n in command if n in config.services)
+        sys.stderr.write(
+            f"pyinit: {command[0]!r} is a service, not a command; to run only some "
+            f"services: pyinit -c FILE --only {names}\n"
+        )
+        return 2
+    shape = {
+        n: (s.profiles, tuple(d.name for d in s.depends_on)) for n, s in config.services.items()
+    }
+    skipped, problems = unselected(shape, *selection)
+    if problems:
+        sys.stderr.write("".join(f"pyinit: {p}\n" for p in problems))
+        return 2
+    supervisor = Supervisor(
+        config, command, verbosity, log_format, http_address=http, unselected=frozenset(skipped)
+    )
+    return supervisor.run()
 
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +29,21 @@ DEFAULT_WAIT = 60.0
 
 USAGE = """\
 Usage: pyinit status [--json]              the services: state, pid, uptime, CPU%, MEM, ...
-       pyinit start|stop|restart NAME...    (stop and restart include dependants)
+       pyinit start|stop|restart NAME... [--timeout DURATION] [--no-wait]
+                                            (stop and restart include dependants;
+                                            start brings back what a stop took
+                                            down) and wait until done (60s)
        pyinit signal SIG NAME...            send SIG to each service's process group
        pyinit reload                        re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
                                             exit 0 once all are ready (default 60s)
-       pyinit logs NAME [-n N]              the service's last N lines (default 100;
-                                            0: all that are kept)
+       pyinit logs [NAME...] [-n N] [-f] [--since DURATION] [-t]
+                                            the last N lines (default 100; 0: all
+                                            kept) of NAME (none, or all: every
+                                            service, prefixed); -f: then follow;
+                                            -t: with arrival times
+NAME may be a shell-style glob ('worker*') or 'all' for start, stop, restart,
+signal, logs and wait.
        pyinit health                        exit 0 when every service is up and healthy
 
 They talk to a running pyinit over $PYINIT_SOCKET, else control.sock in
@@ -51,6 +60,7 @@ class ClientCommand:
     json_output: bool = False
     timeout: float = CONNECT_TIMEOUT
     names: list[str] = field(default_factory=list)
+    wait: float | None = None  # start/stop/restart: wait this long for what was done
 
 
 def _take_value(args: list[str], i: int, flag: str) -> tuple[str, int]:
@@ -65,9 +75,24 @@ def _take_value(args: list[str], i: int, flag: str) -> tuple[str, int]:
 
 
 Flags = dict[str, str | None]
-VALUED = {"--timeout": "timeout", "-n": "lines", "--lines": "lines"}
-PLAIN = {"--json": "json", "--ready": "ready"}
-ALLOWED = {"status": {"json"}, "wait": {"ready", "timeout"}, "logs": {"lines"}}
+VALUED = {"--timeout": "timeout", "-n": "lines", "--lines": "lines", "--since": "since"}
+PLAIN = {
+    "--json": "json",
+    "--ready": "ready",
+    "-f": "follow",
+    "--follow": "follow",
+    "-t": "timestamps",
+    "--timestamps": "timestamps",
+    "--no-wait": "no_wait",
+}
+ALLOWED = {
+    "status": {"json"},
+    "wait": {"ready", "timeout"},
+    "start": {"timeout", "no_wait"},
+    "stop": {"timeout", "no_wait"},
+    "restart": {"timeout", "no_wait"},
+    "logs": {"lines", "follow", "since", "timestamps"},
+}
 
 
 def _scan(cmd: str, args: list[str]) -> tuple[Flags, list[str]]:
@@ -90,16 +115,16 @@ def _scan(cmd: str, args: list[str]) -> tuple[Flags, list[str]]:
             flags[PLAIN[arg]] = None
             i += 1
         else:
-            raise UsageError(f"pyinit {cmd}: unknown option {arg!r}")
+            raise UsageError(f"{cmd}: unknown option {arg!r}")
     for key in flags:
         if key not in ALLOWED.get(cmd, set()):
-            raise UsageError(f"pyinit {cmd}: option '{key}' does not apply")
+            raise UsageError(f"{cmd}: option '{key}' does not apply")
     return flags, operands
 
 
 def _no_operands(cmd: str, operands: list[str]) -> None:
     if operands:
-        raise UsageError(f"pyinit {cmd}: unexpected argument {operands[0]!r}")
+        raise UsageError(f"{cmd}: unexpected argument {operands[0]!r}")
 
 
 def _status(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
@@ -113,51 +138,68 @@ def _bare(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     return ClientCommand({"cmd": cmd}, timeout=timeout)
 
 
+def _timeout(cmd: str, flags: Flags) -> float:
+    raw = flags.get("timeout")
+    if raw is None:
+        return DEFAULT_WAIT
+    from pyinit.durations import parse_duration
+
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise UsageError(f"{cmd}: --timeout: {exc}") from None
+
+
 def _named(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     if not operands:
-        raise UsageError(f"pyinit {cmd}: name at least one service")
-    return ClientCommand({"cmd": cmd, "services": operands}, names=operands)
+        raise UsageError(f"{cmd}: name at least one service")
+    wait = None if "no_wait" in flags else _timeout(cmd, flags)
+    return ClientCommand({"cmd": cmd, "services": operands}, names=operands, wait=wait)
 
 
 def _signal(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     from pyinit.signals import parse_signal
 
     if len(operands) < 2:
-        raise UsageError("pyinit signal: expected SIG NAME... (e.g. pyinit signal HUP web)")
+        raise UsageError("signal: expected SIG NAME... (e.g. pyinit signal HUP web)")
     try:
         parse_signal(operands[0])
     except ValueError as exc:
-        raise UsageError(f"pyinit signal: {exc}") from None
+        raise UsageError(f"signal: {exc}") from None
     request: dict[str, Any] = {"cmd": "signal", "signal": operands[0], "services": operands[1:]}
     return ClientCommand(request, names=operands[1:])
 
 
 def _logs(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
-    if len(operands) != 1:
-        raise UsageError("pyinit logs: expected one service name")
     raw = flags.get("lines")
     lines = DEFAULT_LOG_LINES
     if raw is not None:
         if not raw.isdigit():
-            raise UsageError(f"pyinit logs: -n expects a number of lines; got {raw!r}")
+            raise UsageError(f"logs: -n expects a number of lines; got {raw!r}")
         lines = int(raw)
-    return ClientCommand({"cmd": "logs", "service": operands[0], "lines": lines})
+    request: dict[str, Any] = {"cmd": "logs", "services": operands, "lines": lines}
+    raw = flags.get("since")
+    if raw is not None:
+        from pyinit.durations import parse_duration
+
+        if flags.get("lines") is None:
+            request["lines"] = 0  # --since alone: every kept line since then
+        try:
+            request["since"] = time.time() - parse_duration(raw)
+        except ValueError as exc:
+            raise UsageError(f"logs: --since: {exc}") from None
+    for key in ("follow", "timestamps"):
+        if key in flags:
+            request[key] = True
+    return ClientCommand(request, names=operands)
 
 
 def _wait(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     if "ready" not in flags:
-        raise UsageError("pyinit wait: expected --ready NAME...")
+        raise UsageError("wait: expected --ready NAME...")
     if not operands:
-        raise UsageError("pyinit wait: name at least one service")
-    timeout = DEFAULT_WAIT
-    raw = flags.get("timeout")
-    if raw is not None:
-        from pyinit.durations import parse_duration
-
-        try:
-            timeout = parse_duration(raw)
-        except ValueError as exc:
-            raise UsageError(f"pyinit wait: --timeout: {exc}") from None
+        raise UsageError("wait: name at least one service")
+    timeout = _timeout(cmd, flags)
     request = {"cmd": "wait", "services": operands, "timeout": timeout}
     return ClientCommand(request, timeout=timeout + CONNECT_TIMEOUT, names=operands)
 
@@ -219,7 +261,14 @@ def _show_done(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
     done = answer.get("done", [])
     if done:
         sys.stdout.write(f"{VERBS[cmd]}: {', '.join(done)}\n")
-    return 0 if answer.get("ok") else _errors(cmd, parsed, answer)
+        sys.stdout.flush()
+    if not answer.get("ok"):
+        return _errors(cmd, parsed, answer)
+    if parsed.wait is None or not done or cmd == "signal":
+        return 0
+    from pyinit.clientwait import await_done
+
+    return await_done(cmd, done, parsed.wait)
 
 
 def _show_reload(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
@@ -298,6 +347,8 @@ def client_main(cmd: str, args: list[str]) -> int:
         body = sys.stdout.buffer
     try:
         answer = send(parsed.request, parsed.timeout, body)
+    except KeyboardInterrupt:  # ^C ends `pyinit logs -f`, as it ends `tail -f`
+        return 130
     except BodyCut:
         # `pyinit logs web | head`: the reader is gone, as for any filter. Point
         # stdout at /dev/null so the flush at exit does not complain again.

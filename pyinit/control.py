@@ -25,9 +25,11 @@ import socket
 import stat
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 
+from pyinit.follow import MAX_FOLLOWERS, Follower, Style, backlog
 from pyinit.loop import EventLoop
 from pyinit.netserve import Connection, Server
 from pyinit.protocol import (
@@ -43,6 +45,7 @@ from pyinit.protocol import (
 from pyinit.rundir import bind_unix
 from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 from pyinit.status import verdict
+from pyinit.targets import expand
 
 REQUEST_TIMEOUT = 5.0  # a client has this long to send its whole request line
 WRITE_TIMEOUT = 5.0  # an answer that makes no progress for this long is dropped
@@ -85,6 +88,12 @@ class Operator(Protocol):
     def recent_lines(self, name: str, count: int) -> tuple[int, list[memoryview]] | None:
         """(lines, views) of the last ``count`` lines kept (0: all); None: no such service."""
         ...
+
+    def timed_lines(self, name: str, count: int, since: float) -> list[tuple[float, bytes]]: ...
+
+    def add_log_hook(self, hook: Callable[[str, bytes], None]) -> None: ...
+
+    def remove_log_hook(self, hook: Callable[[str, bytes], None]) -> None: ...
 
     def add_change_hook(self, hook: Callable[[], None]) -> None: ...
 
@@ -154,6 +163,19 @@ def wait_verdict(
     return waiting, failed
 
 
+def stopped_verdict(
+    snapshot: Snapshot, names: list[str], busy: set[str]
+) -> tuple[list[str], list[str]]:
+    """(still running or about to, errors) for a ``wait`` until ``names`` stopped."""
+    waiting = [
+        n
+        for n in names
+        if n in snapshot.services and (n in busy or snapshot.services[n].state.alive)
+    ]
+    failed = [f"no service named {n!r}" for n in names if n not in snapshot.services]
+    return waiting, failed
+
+
 def bind_socket(sock: socket.socket, path: str) -> None:
     """Bind ``sock`` at ``path``, mode 0600 from the first moment; a stale socket
     left there by an earlier pyinit in this container is replaced."""
@@ -171,12 +193,13 @@ def bind_socket(sock: socket.socket, path: str) -> None:
 
 
 class _Client(Connection):
-    __slots__ = ("waiting", "pending")
+    __slots__ = ("waiting", "pending", "follower")
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)
         self.waiting: Request | None = None  # a ``wait`` held open
         self.pending = False  # a ``reload`` held open until its load is over
+        self.follower: Follower | None = None  # ``logs -f``: open until the client leaves
 
 
 class ControlServer(Server[_Client]):
@@ -214,8 +237,10 @@ class ControlServer(Server[_Client]):
             "logs": self._logs,
             "wait": self._wait,
         }
+        self.followers: list[Follower] = []
         super().__init__(operator.loop, sock, operator.log)
         operator.add_change_hook(self._on_change)
+        operator.add_log_hook(self._on_lines)
 
     @classmethod
     def open(cls, operator: Operator) -> ControlServer | None:
@@ -234,6 +259,7 @@ class ControlServer(Server[_Client]):
     def close(self) -> None:
         """Stop serving: drop every connection, remove the socket file if still ours."""
         self.op.remove_change_hook(self._on_change)
+        self.op.remove_log_hook(self._on_lines)
         super().close()
         try:
             if os.stat(self.path).st_ino == self.inode:
@@ -278,10 +304,15 @@ class ControlServer(Server[_Client]):
         # timeout (up to days).
         if data:
             return
-        if conn.waiting is not None or conn.pending:
+        if conn.waiting is not None or conn.pending or conn.follower is not None:
             self.drop(conn)
         else:
             self.stop_reading(conn)
+
+    def drop(self, conn: _Client) -> None:
+        if conn.follower is not None and conn.follower in self.followers:
+            self.followers.remove(conn.follower)
+        super().drop(conn)
 
     def on_too_large(self, conn: _Client) -> None:
         self._reply(conn, error(f"request too large (over {MAX_REQUEST} bytes)"))
@@ -305,7 +336,11 @@ class ControlServer(Server[_Client]):
             self._reply(conn, answer)
 
     def _reply(
-        self, conn: _Client, answer: Answer, body: Iterator[bytearray] | None = None, size: int = 0
+        self,
+        conn: _Client,
+        answer: Answer,
+        body: Iterator[bytes | bytearray] | None = None,
+        size: int = 0,
     ) -> None:
         """Send ``answer``, then the ``size`` bytes ``body`` yields, then close."""
         conn.waiting = None
@@ -322,8 +357,16 @@ class ControlServer(Server[_Client]):
         count = len(snapshot.services)
         return {"ok": True, "healthy": not problems, "problems": problems, "services": count}
 
+    def _targets(self, patterns: list[str]) -> list[str]:
+        """Names, globs and ``all`` -> names; a pattern matching nothing is refused."""
+        names, errors = expand(patterns, list(self.op.snapshot().services))
+        if errors:
+            raise RequestError("; ".join(errors))
+        return names
+
     def _act(self, conn: _Client, req: Request) -> Answer:
         op = self.op
+        req = replace(req, services=self._targets(req.services))
         if req.cmd == "signal":
             done, errors = op.signal_services(req.signal, req.services)
         else:
@@ -341,8 +384,35 @@ class ControlServer(Server[_Client]):
         self.op.reload(lambda ok, messages: self._reply(conn, {"ok": ok, "messages": messages}))
 
     def _logs(self, conn: _Client, req: Request) -> Answer | None:
-        name = req.services[0]
-        found = self.op.recent_lines(name, req.lines)
+        names = self._targets(req.services or ["all"])
+        known = self.op.snapshot().services
+        for name in names:
+            if name not in known and self.op.recent_lines(name, 1) is None:
+                return error(f"no service named {name!r}")
+        style = Style.make(names, req.timestamps)
+        if style.plain() and len(names) == 1 and not req.since and not req.follow:
+            return self._raw_logs(conn, names[0], req.lines)
+        if req.follow and len(self.followers) >= MAX_FOLLOWERS:
+            return error(f"busy: {MAX_FOLLOWERS} followers already; try again later")
+        count, data = backlog(names, lambda n: self.op.timed_lines(n, req.lines, req.since), style)
+        if self.held + len(data) > ANSWER_BUDGET:
+            return error(f"busy: {self.held} bytes of earlier answers are still unread; try again")
+        if not req.follow:
+            self._reply(
+                conn, {"ok": True, "lines": count, "bytes": len(data)}, iter([data]), len(data)
+            )
+            return None
+        follower = Follower(names, style)
+        follower.buf += data
+        follower.wake = partial(self.resume, conn)
+        conn.follower = follower
+        conn.stream = True
+        self.followers.append(follower)
+        self._reply(conn, {"ok": True, "follow": True, "lines": count}, follower.chunks())
+        return None
+
+    def _raw_logs(self, conn: _Client, name: str, lines: int) -> Answer | None:
+        found = self.op.recent_lines(name, lines)
         if found is None:
             return error(f"no service named {name!r}")
         count, views = found
@@ -352,17 +422,25 @@ class ControlServer(Server[_Client]):
         self._reply(conn, {"ok": True, "lines": count, "bytes": size}, answer_chunks(views), size)
         return None
 
+    def _on_lines(self, service: str, block: bytes) -> None:
+        for follower in self.followers:
+            follower.push(service, block)
+
     def _wait(self, conn: _Client, req: Request) -> None:
         # Answered now if it can be, else held open until a change settles it.
-        conn.waiting = req
+        conn.waiting = req = replace(req, services=self._targets(req.services))
         self.set_timer(conn, req.timeout, partial(self._wait_expired, conn))
         self._check_wait(conn, self.op.snapshot())
+
+    def _verdict(self, req: Request, snapshot: Snapshot) -> tuple[list[str], list[str]]:
+        judge = stopped_verdict if req.until == "stopped" else wait_verdict
+        return judge(snapshot, req.services, self.op.busy())
 
     def _check_wait(self, conn: _Client, snapshot: Snapshot) -> None:
         req = conn.waiting
         if req is None:
             return
-        waiting, failed = wait_verdict(snapshot, req.services, self.op.busy())
+        waiting, failed = self._verdict(req, snapshot)
         if failed:
             self._reply(conn, {"ok": False, "error": "; ".join(failed), "not_ready": waiting})
         elif not waiting:
@@ -373,7 +451,7 @@ class ControlServer(Server[_Client]):
         req = conn.waiting
         if req is None:
             return
-        waiting, failed = wait_verdict(self.op.snapshot(), req.services, self.op.busy())
+        waiting, failed = self._verdict(req, self.op.snapshot())
         if not waiting and not failed:
             self._reply(conn, {"ok": True})
             return

@@ -59,6 +59,7 @@ class LogRouter:
         self.loop = loop
         self.log_format = log_format
         self.paused = False
+        self.timestamps = False  # text lines: the time after the prefix (log_timestamps)
         self.sinks: dict[Stream, OutputSink] = {
             "stdout": OutputSink(loop, stdout_fd, self._pressure),
             "stderr": OutputSink(loop, stderr_fd, self._pressure),
@@ -68,6 +69,8 @@ class LogRouter:
         # Log files (pyinit/logfile.py), and services whose lines go only there.
         self._files: dict[str, LogFile] = {}
         self._file_only: set[str] = set()
+        # Who sees each block of lines as it arrives (``pyinit logs -f``).
+        self.hooks: list[Callable[[str, bytes], None]] = []
         # The last RECENT_LINES lines of each service, for ``pyinit logs``.
         self.recent: dict[str, RecentLines] = {}
         width = max((len(n) for n in names), default=0)
@@ -134,11 +137,14 @@ class LogRouter:
             # Python objects. Throughput of a chatty service depends on it.
             body, cap.partial = data[:end], data[end + 1 :]
             self._recent(cap.service).add(body)
+            if self.hooks:
+                self._tell(cap.service, body)
             if self._files:
                 self._to_file(cap.service, body)
                 if cap.service in self._file_only:
                     return
-            out = cap.prefix + body.replace(b"\n", b"\n" + cap.prefix) + b"\n"
+            prefix = cap.prefix + _stamp() if self.timestamps else cap.prefix
+            out = prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
             self.sinks[cap.stream].write(out)
             return
         lines = data.split(b"\n")
@@ -183,9 +189,18 @@ class LogRouter:
         if sink is not None:
             sink.write(body)
 
+    def _tell(self, service: str, block: bytes) -> None:
+        for hook in list(self.hooks):
+            try:
+                hook(service, block)
+            except Exception as exc:  # PID 1 must outlive a follower's bug
+                self.event(f"internal error following logs: {exc!r}")
+
     def _emit(self, cap: _Capture, lines: list[bytes]) -> None:
         block = b"\n".join(lines)
         self._recent(cap.service).add(block)
+        if self.hooks:
+            self._tell(cap.service, block)
         watcher = self._watchers.get(cap.service)
         if watcher is not None:
             for line in lines:
@@ -197,7 +212,8 @@ class LogRouter:
         if self.log_format == "json":
             out = b"".join(_json_line(cap.service, cap.stream, cap.pid, line) for line in lines)
         else:
-            out = cap.prefix + (b"\n" + cap.prefix).join(lines) + b"\n"
+            prefix = cap.prefix + _stamp() if self.timestamps else cap.prefix
+            out = prefix + (b"\n" + prefix).join(lines) + b"\n"
         self.sinks[cap.stream].write(out)
 
     def _close(self, cap: _Capture) -> None:
@@ -232,7 +248,8 @@ class LogRouter:
             }
             self.sinks["stderr"].write(json.dumps(record).encode() + b"\n")
         else:
-            self.sinks["stderr"].write(f"pyinit: {message}\n".encode())
+            stamp = f"{_now_iso()} " if self.timestamps else ""
+            self.sinks["stderr"].write(f"pyinit: {stamp}{message}\n".encode())
 
     def close(self, deadline: float) -> None:
         """At exit: take what the pipes still hold, then flush both sinks."""
@@ -261,6 +278,10 @@ def _pieces(line: bytes) -> list[bytes]:
 def _now_iso() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _stamp() -> bytes:
+    return _now_iso().encode() + b" "
 
 
 def _json_line(service: str, stream: str, pid: int, line: bytes) -> bytes:

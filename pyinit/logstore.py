@@ -3,6 +3,7 @@ as the blocks they arrived in, split only when someone asks."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -16,14 +17,36 @@ class RecentLines:
 
     def __init__(self) -> None:
         self._blocks: deque[bytes] = deque()
+        # Wall-clock arrival time of each block (one per read, not per line):
+        # what ``pyinit logs --since`` and ``--timestamps`` go by.
+        self._times: deque[float] = deque()
         self._size = 0
 
     def add(self, block: bytes) -> None:
         """``block``: complete lines joined by newlines, without the last newline."""
         self._blocks.append(block)
+        self._times.append(time.time())
         self._size += len(block)
         while self._size > RECENT_BYTES and len(self._blocks) > 1:
             self._size -= len(self._blocks.popleft())
+            self._times.popleft()
+
+    def timed_tail(self, count: int = 0, since: float = 0.0) -> list[tuple[float, bytes]]:
+        """The last ``count`` kept lines (0: all kept) that arrived at or after
+        ``since`` (wall-clock seconds), as (arrival time, lines joined by newlines)
+        blocks, oldest first. Copies: for the answers that prefix or merge lines."""
+        want = RECENT_LINES if count <= 0 else min(count, RECENT_LINES)
+        out: list[tuple[float, bytes]] = []
+        found = 0
+        for when, block in zip(reversed(self._times), reversed(self._blocks), strict=True):
+            if when < since or found >= want:
+                break
+            lines = block.split(b"\n")
+            lines = lines[-(want - found) :]
+            found += len(lines)
+            out.append((when, b"\n".join(lines)))
+        out.reverse()
+        return out
 
     def tail(self, count: int = 0) -> tuple[int, list[memoryview]]:
         """The last ``count`` kept lines (0, or more than RECENT_LINES: RECENT_LINES)

@@ -57,6 +57,8 @@ class Connection:
         "reading",
         "requested",
         "answering",
+        "stream",
+        "idle",
     )
 
     def __init__(self, sock: socket.socket) -> None:
@@ -70,6 +72,8 @@ class Connection:
         self.reading = False
         self.requested = False  # the request is in (or was refused): past reading it
         self.answering = False  # the answer is on its way: the connection ends with it
+        self.stream = False  # an open-ended answer (a log follower): never "done"
+        self.idle = False  # a stream with nothing to send until ``resume``
 
 
 C = TypeVar("C", bound=Connection)
@@ -239,7 +243,11 @@ class Server(Generic[C]):
     def send(
         self, conn: C, head: bytes, body: Iterator[bytes | bytearray] | None = None, size: int = 0
     ) -> None:
-        """Send ``head``, then the ``size`` bytes ``body`` yields, then close. Once."""
+        """Send ``head``, then the ``size`` bytes ``body`` yields, then close. Once.
+
+        A ``stream`` connection's body never ends: an empty chunk means nothing
+        more yet (``resume`` when there is), and its bytes are counted in
+        ``held`` as they are taken from the body, not ahead."""
         if not self.live(conn) or conn.answering:
             return
         conn.answering = conn.requested = True
@@ -251,6 +259,12 @@ class Server(Generic[C]):
         self.held += conn.held
         self._flush(conn)
 
+    def resume(self, conn: C) -> None:
+        """A stream's body has something to send again."""
+        if self.live(conn) and conn.idle:
+            conn.idle = False
+            self._flush(conn)
+
     def _next_chunk(self, conn: C) -> bool:
         """Refill outbuf from the body; False when the answer is all sent (or broken)."""
         try:
@@ -260,6 +274,12 @@ class Server(Generic[C]):
             return False
         if chunk is None:
             return False
+        if conn.stream:
+            if not chunk:
+                conn.idle = True
+                return False
+            conn.held += len(chunk)
+            self.held += len(chunk)
         conn.outbuf = memoryview(chunk)
         return True
 
@@ -272,7 +292,8 @@ class Server(Generic[C]):
             except (BlockingIOError, InterruptedError):
                 # The client is slow to read: finish when it is writable again,
                 # within the deadline.
-                if self.answer_timeout is not None:
+                # A stream is never dropped for a slow reader: it drops lines instead.
+                if self.answer_timeout is not None and not conn.stream:
                     self.set_timer(conn, self.answer_timeout, partial(self.drop, conn))
                 self.loop.add_writer(conn.fd, partial(self._flush, conn))
                 return
@@ -281,6 +302,11 @@ class Server(Generic[C]):
             conn.outbuf = conn.outbuf[sent:]
             conn.held -= sent
             self.held -= sent
+        else:
+            if conn.idle:  # a stream, all sent for now: wait for ``resume``
+                self.cancel_timer(conn)
+                self.loop.remove_writer(conn.fd)
+                return
         self.drop(conn)  # answered (or gone): one request per connection
 
     # -- closing -------------------------------------------------------------------------

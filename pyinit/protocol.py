@@ -15,10 +15,18 @@ C one of COMMANDS (``parse_request`` says what each takes). An answer has
 - health: ``{"ok":true,"healthy":B,"problems":[...],"services":N}``
 - start|stop|restart|signal: ``{"ok":B,"done":[names],"errors":[messages]}``
 - reload: ``{"ok":B,"messages":[...]}``, once the new config was loaded (or not)
-- wait: ``{"ok":true}``, or ``{"ok":false,"error":...,"not_ready":[names]}``
+- wait: ``{"ok":true}``, or ``{"ok":false,"error":...,"not_ready":[names]}``;
+  with ``"until": "stopped"`` it waits for the services to have no process left
+  and none about to start (what ``pyinit stop`` waits for)
 - logs: the header ``{"ok":true,"lines":N,"bytes":M}``, then M raw bytes: the N
   lines exactly as the service wrote them, each ending with a newline. A kept
   line never holds a newline (lines are split there), so nothing needs escaping.
+  ``"services"`` (names, globs, ``all``; none: every service) prefixes each line
+  with its service's when there are several; ``"timestamps"`` puts the arrival
+  time first; ``"since"`` drops older lines. With ``"follow": true`` the header
+  is ``{"ok":true,"follow":true,"lines":N}`` and the bytes go on, as lines
+  arrive, until the client closes; a reader that fell behind gets a line
+  ``pyinit: missed N lines: ...`` where lines were dropped.
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ class Request:
     signal: int = 0
     lines: int = DEFAULT_LOG_LINES
     timeout: float = DEFAULT_WAIT_TIMEOUT
+    follow: bool = False  # logs: keep the connection and send new lines as they come
+    since: float = 0.0  # logs: only lines that arrived at or after this (Unix time)
+    timestamps: bool = False  # logs: each line after its arrival time (RFC 3339)
+    until: str = "ready"  # wait: "ready", or "stopped" (no process left, none coming)
 
 
 # -- requests ------------------------------------------------------------------------
@@ -93,12 +105,23 @@ def _signal(cmd: str, obj: dict[str, Any]) -> Request:
 
 def _logs(cmd: str, obj: dict[str, Any]) -> Request:
     name = obj.get("service")
-    if not isinstance(name, str) or not name:
-        raise RequestError('"service" must be a service name')
+    if name is not None:  # the one-service form of older clients
+        if not isinstance(name, str) or not name:
+            raise RequestError('"service" must be a service name')
+        names = [name]
+    else:
+        names = _services(obj, required=False)  # none: every service
     lines = obj.get("lines", DEFAULT_LOG_LINES)
     if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
         raise RequestError('"lines" must be a number >= 0 (0: every line kept)')
-    return Request(cmd, services=[name], lines=lines)
+    since = obj.get("since", 0.0)
+    if isinstance(since, bool) or not isinstance(since, int | float) or not math.isfinite(since):
+        raise RequestError('"since" must be a Unix time in seconds')
+    flags = {key: obj.get(key, False) for key in ("follow", "timestamps")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise RequestError(f'"{key}" must be true or false')
+    return Request(cmd, services=names, lines=lines, since=float(since), **flags)
 
 
 def _wait(cmd: str, obj: dict[str, Any]) -> Request:
@@ -113,7 +136,12 @@ def _wait(cmd: str, obj: dict[str, Any]) -> Request:
     ):
         raise RequestError('"timeout" must be a number of seconds >= 0')
     services = _services(obj, required=True)
-    return Request(cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT))
+    until = obj.get("until", "ready")
+    if until not in ("ready", "stopped"):
+        raise RequestError('"until" must be "ready" or "stopped"')
+    return Request(
+        cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT), until=until
+    )
 
 
 _PARSERS: dict[str, Callable[[str, dict[str, Any]], Request]] = {
@@ -268,6 +296,8 @@ def send(request: dict[str, Any], timeout: float, body: BinaryIO | None = None) 
         size = answer.get("bytes")
         if body is not None and answer.get("ok") and isinstance(size, int):
             _copy_body(sock, rest, size, body, path, timeout)
+        elif body is not None and answer.get("ok") and answer.get("follow"):
+            _copy_stream(sock, rest, body, path)
     finally:
         sock.close()
     return answer
@@ -312,3 +342,21 @@ def _copy_body(
         body.flush()
     except OSError:
         raise BodyCut from None
+
+
+def _copy_stream(sock: socket.socket, first: bytes, body: BinaryIO, path: str) -> None:
+    """A follow answer: every byte to ``body`` as it comes, until pyinit closes."""
+    sock.settimeout(None)  # lines come when the services write them
+    chunk = first
+    while True:
+        try:
+            body.write(chunk)
+            body.flush()
+        except OSError:
+            raise BodyCut from None
+        try:
+            chunk = sock.recv(1024 * 1024)
+        except OSError as exc:
+            raise Unreachable(f"pyinit at {path}: {exc.strerror or exc}") from None
+        if not chunk:
+            return

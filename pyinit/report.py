@@ -24,6 +24,10 @@ TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LOG_ENV = "PYINIT_TERMINATION_LOG"
 MESSAGE_LIMIT = 4096  # bytes; the kubelet truncates the termination message there
 REASON_LIMIT = 200  # characters of a reason kept in the JSON, before any truncation
+OUTPUT_LINES = 20  # last lines of the service that ended the container, at most
+OUTPUT_LINE_LIMIT = 200  # characters of each, before any truncation
+
+Output = tuple[str, list[str]]  # (service, its last lines)
 
 
 @dataclass
@@ -127,11 +131,16 @@ def report_json(
     ran: Mapping[str, float],
     exit_code: int,
     limit: int = MESSAGE_LIMIT,
+    output: Output | None = None,
 ) -> str:
     """The report as one JSON object of at most ``limit`` bytes (UTF-8).
 
-    When it does not fit, reasons are shortened, then dropped, then services are
-    left out (the failed ones are kept longest) and ``omitted`` counts them.
+    ``output``: the last lines of the service that ended the container, as
+    ``"output": {"service": NAME, "lines": [...]}`` (writing the file turns off
+    Kubernetes' FallbackToLogsOnError, so the message carries what the log would
+    have shown). When it does not fit, its oldest lines go first, then reasons
+    are shortened, then dropped, then services are left out (the failed ones are
+    kept longest) and ``omitted`` counts them.
     """
     services = snapshot.services
     entries = [_entry(name, svc, ran.get(name)) for name, svc in services.items()]
@@ -140,6 +149,14 @@ def report_json(
 
     def encoded() -> bytes:
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    if output is not None and output[1]:
+        lines = [line[:OUTPUT_LINE_LIMIT] for line in output[1][-OUTPUT_LINES:]]
+        document["output"] = {"service": output[0], "lines": lines}
+        while len(encoded()) > limit and lines:
+            lines.pop(0)
+        if not lines:
+            del document["output"]
 
     for cap in (80, 20, 0):
         if len(encoded()) <= limit:
@@ -187,6 +204,7 @@ def emit_report(
     exit_code: int,
     log: Callable[[str], None],
     environ: Mapping[str, str] | None = None,
+    output: Output | None = None,
 ) -> None:
     """Log the report lines and write the termination message file, if any."""
     for line in report_lines(snapshot, ran):
@@ -196,6 +214,6 @@ def emit_report(
         return
     path, create = target
     try:
-        write_termination_log(path, report_json(snapshot, ran, exit_code), create)
+        write_termination_log(path, report_json(snapshot, ran, exit_code, output=output), create)
     except OSError as exc:
         log(f"report: cannot write {path}: {exc.strerror or exc}")

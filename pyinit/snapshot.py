@@ -182,6 +182,7 @@ class ServiceSnapshot:
     # Only for services that have them (the keys are absent otherwise).
     job: JobSnapshot | None = None  # a scheduled job
     log_file: LogFileSnapshot | None = None  # logging to a file
+    optional: bool = False  # never makes /readyz or `pyinit health` fail
 
     @property
     def oneshot(self) -> bool:
@@ -206,6 +207,8 @@ class ServiceSnapshot:
             doc["job"] = self.job.to_json()
         if self.log_file is not None:
             doc["log_file"] = self.log_file.to_json()
+        if self.optional:  # only when set: the documents of before stay byte for byte
+            doc["optional"] = True
         return doc
 
     def _usage_json(self) -> dict[str, Any]:
@@ -249,6 +252,7 @@ class ServiceSnapshot:
                 if obj.get("log_file") is not None
                 else None
             ),
+            optional=_field(obj, "optional", (bool,), False),
         )
 
 

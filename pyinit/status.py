@@ -41,6 +41,8 @@ def verdict(snapshot: Snapshot) -> list[str]:
         state = svc.state
         if svc.job is not None:
             continue  # a scheduled job: its runs are in status and /metrics, not here
+        if svc.optional:
+            continue
         if svc.oneshot:
             if state not in (ServiceState.COMPLETED, ServiceState.STARTING, ServiceState.RUNNING):
                 problems.append(f"{name}: {state}")

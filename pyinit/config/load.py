@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 
 import yaml
 
 from pyinit.addresses import parse_address
 from pyinit.config.dependencies import check_dependencies
+from pyinit.config.dotenv import with_dotenv
+from pyinit.config.merge import compose_all, split
 from pyinit.config.model import Config, ConfigError, Problem, ServiceConfig, Settings
 from pyinit.config.nodes import Reader, is_null
 from pyinit.config.services import read_service
-from pyinit.config.yamltree import compose, prepare
 from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 
 TOP_KEYS = ("services", "settings")
-SETTINGS_KEYS = ("shutdown_timeout", "log_format", "http")
+SETTINGS_KEYS = ("shutdown_timeout", "log_format", "log_timestamps", "http")
 # Far beyond any real file: a generated or hostile one is a problem, not a stall.
 MAX_SERVICES = 10_000
 
@@ -33,7 +35,7 @@ def load_config_text(
     as, default its own; `user:` needs 0. Raises ConfigError with every problem,
     sorted by line."""
     try:
-        return _load(text, path, os.environ if environ is None else environ, ids)
+        return _load([(path, text)], os.environ if environ is None else environ, ids)
     except RecursionError:  # a last resort: MAX_DEPTH is meant to stop it first
         raise ConfigError([Problem(path, None, "", "nested too deeply to load")]) from None
 
@@ -42,33 +44,47 @@ def load_config(
     path: str, environ: Mapping[str, str] | None = None, ids: tuple[int, int] | None = None
 ) -> Config:
     """Read, parse and validate a services file; ConfigError for any user mistake,
-    including an unreadable file."""
+    including an unreadable file. Several files (``path`` joined by merge.SEPARATOR)
+    merge in order, as Compose merges ``-f`` files."""
+    sources = [(one, _read(one)) for one in split(path)]
     try:
-        text = read_bytes(path, CONFIG_CAP).decode("utf-8")
+        return _load(sources, os.environ if environ is None else environ, ids, path)
+    except RecursionError:
+        raise ConfigError([Problem(path, None, "", "nested too deeply to load")]) from None
+
+
+def _read(path: str) -> str:
+    try:
+        return read_bytes(path, CONFIG_CAP).decode("utf-8")
     except UnsafeFile as e:
         raise ConfigError([Problem(path, None, "", f"cannot read: {e}")]) from None
     except UnicodeDecodeError as e:
         raise ConfigError(
             [Problem(path, None, "", f"not UTF-8 text (bad byte at offset {e.start})")]
         ) from None
-    return load_config_text(text, path, environ, ids)
 
 
-def _load(text: str, path: str, environ: Mapping[str, str], ids: tuple[int, int] | None) -> Config:
+def _load(
+    sources: list[tuple[str, str]],
+    environ: Mapping[str, str],
+    ids: tuple[int, int] | None,
+    joined: str | None = None,
+) -> Config:
+    path = sources[0][0]
     problems: list[Problem] = []
-    tree = compose(text, path, problems)
+    tree = compose_all(sources, problems)
     if tree is None and not problems:
         problems.append(
             Problem(path, None, "", "the file is empty; expected a mapping with a 'services' key")
         )
     if tree is not None:
         loader, root = tree
-        prepare(loader, root, path, problems)
         # Whom pyinit runs as (euid, egid): only root may set another `user:`.
         own_ids = (os.geteuid(), os.getegid()) if ids is None else ids
+        environ = with_dotenv(Reader(path, environ, loader, problems), root, environ)
         config = _top(Reader(path, environ, loader, problems), root, own_ids)
         if config is not None and not problems:
-            return config
+            return config if joined is None else replace(config, path=joined)
     raise ConfigError(sorted(problems, key=lambda p: (p.file != path, p.file, p.line or 0)))
 
 
@@ -131,6 +147,10 @@ def _settings(r: Reader, node: yaml.Node) -> Settings | None:
     if "log_format" in entries:
         fields["log_format"] = r.choice(
             entries["log_format"][1], "settings.log_format", ("text", "json")
+        )
+    if "log_timestamps" in entries:
+        fields["log_timestamps"] = r.boolean(
+            entries["log_timestamps"][1], "settings.log_timestamps"
         )
     # "[host]:port"; null or "" (say ${PYINIT_HTTP:-}) is off
     if "http" in entries and not is_null(entries["http"][1]):

@@ -158,6 +158,9 @@ class ServiceConfig:
     stop_signal: int = signal.SIGTERM
     stop_grace_period: float = 10.0
     critical: bool = False
+    # Kept out of /readyz and `pyinit health` (a helper the container can do without).
+    optional: bool = False
+    profiles: tuple[str, ...] = ()  # starts only when one is active (none: always)
     logging: Literal["capture", "inherit"] = "capture"
     healthcheck: HealthCheck | None = None
     ready: Readiness | None = None
@@ -174,6 +177,7 @@ class ServiceConfig:
 class Settings:
     shutdown_timeout: float = 30.0
     log_format: Literal["text", "json"] = "text"
+    log_timestamps: bool = False  # text lines after their arrival time (RFC 3339)
     http: str | None = None  # "[host]:port" for /healthz /readyz /metrics /status; off if None
 
 

@@ -26,6 +26,13 @@ Entries = Mapping[str, tuple[yaml.Node, yaml.Node]]  # key text -> (key node, va
 _E = TypeVar("_E", bound=Enum)
 
 
+def did_you_mean(value: str, options: tuple[str, ...] | list[str]) -> str:
+    """``"; did you mean 'always'?"`` for a near miss (``allways``, ``on_failure``), else ""."""
+    folded = {o.lower().replace("_", "-"): o for o in options}
+    close = difflib.get_close_matches(value.lower().replace("_", "-"), list(folded), n=1)
+    return f"; did you mean {folded[close[0]]!r}?" if close else ""
+
+
 def enum_values(enum: type[Enum]) -> tuple[str, ...]:
     return tuple(str(member.value) for member in enum)
 
@@ -64,7 +71,9 @@ class Reader:
     # -- reporting ------------------------------------------------------------------
 
     def add(self, node: yaml.Node | None, key: str, message: str) -> None:
-        self.problems.append(Problem(self.path, line(node), key, message))
+        name = node.start_mark.name if node is not None and node.start_mark else None
+        where = name if isinstance(name, str) and name and not name.startswith("<") else None
+        self.problems.append(Problem(where or self.path, line(node), key, message))
 
     def found(self, node: yaml.Node, scalar: Scalar | None = None) -> str:
         if isinstance(node, yaml.MappingNode):
@@ -183,11 +192,10 @@ class Reader:
         if scalar is not None and isinstance(scalar.value, str) and scalar.value in options:
             return scalar.value
         got = repr(scalar.value) if scalar is not None and isinstance(scalar.value, str) else None
-        self.add(
-            node,
-            key,
-            f"expected one of {', '.join(options)}; got {got or self.found(node, scalar)}",
-        )
+        message = f"expected one of {', '.join(options)}; got {got or self.found(node, scalar)}"
+        if got is not None:
+            message += did_you_mean(str(scalar.value if scalar else ""), options)
+        self.add(node, key, message)
         return None
 
     def boolean(self, node: yaml.Node, key: str) -> bool | None:

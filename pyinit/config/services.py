@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable
 
 import yaml
@@ -18,8 +19,9 @@ from pyinit.config.extras import (
 )
 from pyinit.config.hardening import ulimits, umask, user, user_switch_problem
 from pyinit.config.model import Backoff, LogFileOptions, RestartPolicy, ServiceType, StartLimit
-from pyinit.config.nodes import Entries, Reader, enum_member, enum_values
+from pyinit.config.nodes import Entries, Reader, did_you_mean, enum_member, enum_values
 from pyinit.config.probes import healthcheck, ready
+from pyinit.config.profiles import profiles
 from pyinit.config.yamltree import line
 from pyinit.signals import parse_signal
 
@@ -40,6 +42,8 @@ SERVICE_KEYS = (
     "stop_signal",
     "stop_grace_period",
     "critical",
+    "optional",
+    "profiles",
     "logging",
     "healthcheck",
     "ready",
@@ -49,6 +53,7 @@ SERVICE_KEYS = (
 )
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 START_LIMIT_KEYS = ("burst", "interval")
+_SIGNAL_NAMES = tuple(s.name.removeprefix("SIG") for s in signal.Signals if "_" not in s.name)
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 _Read = Callable[[Reader, yaml.Node, str], object]
@@ -197,7 +202,8 @@ def stop_signal(r: Reader, node: yaml.Node, key: str) -> int | None:
     try:
         return parse_signal(text)
     except ValueError as e:
-        r.add(node, key, f"{e}; expected a name such as SIGTERM or TERM, or a number")
+        hint = did_you_mean(text.upper().removeprefix("SIG"), _SIGNAL_NAMES)
+        r.add(node, key, f"{e}; expected a name such as SIGTERM or TERM, or a number{hint}")
         return None
 
 
@@ -283,4 +289,6 @@ _AFTER_USER: tuple[tuple[str, _Read], ...] = (
     ("critical", Reader.boolean),
     ("schedule", read_schedule),
     ("concurrency", read_concurrency),
+    ("optional", Reader.boolean),
+    ("profiles", profiles),
 )

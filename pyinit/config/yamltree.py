@@ -71,6 +71,7 @@ def compose(
     None for an empty document, or after adding a problem to ``problems``."""
     try:
         loader = _DepthLimitedLoader(source)
+        loader.name = path  # marks name their file: merged files keep theirs
         root = loader.get_single_node()
     except _TooDeep as e:
         at = e.mark.line + 1 if e.mark else None

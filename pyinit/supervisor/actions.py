@@ -57,6 +57,12 @@ class Operator:
         # Services to stop in dependency order, and what to do with each once stopped.
         self.stop_set: set[str] = set()
         self.restart_set: set[str] = set()
+        # Dependants an operator's stop took down with what it named: a start of
+        # what it named brings them back (else /readyz stays red for good).
+        self.cascaded: set[str] = set()
+        # Not started at boot (an inactive profile, outside --only): stopped until
+        # an operator starts them, and kept out of the health verdict until then.
+        self.unselected: set[str] = set()
         # What reloads still owe each name (retire, replace): one pure table.
         self.reload_table = ReloadTable(host.config.services)
 
@@ -104,6 +110,8 @@ class Operator:
         targets = self._with_running_dependants(names)
         # A scheduled job stopped by an operator skips its due times until started.
         self.host.extras.jobs.paused.update(n for n in targets if n in self.host.extras.jobs)
+        self.cascaded.difference_update(names)
+        self.cascaded.update(n for n in targets if n not in names)
         for name in targets:
             self.restart_set.discard(name)
             m = self.services[name].machine
@@ -121,6 +129,15 @@ class Operator:
             return [], errors
         started: list[str] = []
         self.host.extras.jobs.paused.difference_update(names)
+        back = self._cascaded_dependants(names)
+        pulled = self._unselected_dependencies(names)
+        self.unselected.difference_update(names)
+        if pulled:  # they start first; what depends on them once they are ready
+            for name in pulled + names:
+                if not self.services[name].machine.state.alive:
+                    self.restart_set.add(name)
+                    started.append(name)
+            names = []
         for name in names:
             rt = self.services[name]
             if rt.machine.state.alive or rt.machine.state is State.BACKOFF:
@@ -133,7 +150,33 @@ class Operator:
             self._feed(rt, Event(EventKind.START))
             started.append(name)
         self._reconcile()
-        return started, errors
+        return started + back, errors
+
+    def _unselected_dependencies(self, names: list[str]) -> list[str]:
+        """What ``names`` depend on (transitively) that was not started at boot."""
+        found: list[str] = []
+        todo = [d.name for n in names for d in self.services[n].cfg.depends_on]
+        while todo:
+            name = todo.pop()
+            if name in self.unselected and name not in found:
+                found.append(name)
+                todo.extend(d.name for d in self.services[name].cfg.depends_on)
+        self.unselected.difference_update(found)
+        return found[::-1]
+
+    def _cascaded_dependants(self, names: list[str]) -> list[str]:
+        """What an earlier stop of ``names`` took down with them: each is started
+        again once what it depends on is back (as after a restart)."""
+        self.cascaded.difference_update(names)
+        found = conditions.with_dependants(
+            names, self.host.dependants_of, lambda n: n in self.cascaded
+        )
+        back = [n for n in found if n not in names]
+        for name in back:
+            self.cascaded.discard(name)
+            if not self.services[name].machine.state.alive:
+                self.restart_set.add(name)
+        return [n for n in back if n in self.restart_set]
 
     def restart_services(self, names: list[str]) -> tuple[list[str], list[str]]:
         """Stop (dependants too) and start again; a service that is not running just starts."""
@@ -266,6 +309,7 @@ class Operator:
         old.monitor.close()
         self.stop_set.discard(name)
         self.restart_set.discard(name)
+        self.cascaded.discard(name)
         self.log(f"{name}: removed")
 
 
@@ -293,6 +337,10 @@ class OperatorRequests:
     @property
     def restart_set(self) -> set[str]:
         return self.actions.restart_set
+
+    @property
+    def unselected(self) -> set[str]:
+        return self.actions.unselected
 
     @property
     def replacements(self) -> dict[str, ServiceConfig]:

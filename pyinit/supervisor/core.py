@@ -31,6 +31,7 @@ from pyinit.service import (
     State,
 )
 from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.snapshot import ServiceState as ServiceSnapshotState
 from pyinit.status import remove_snapshot
 from pyinit.supervisor import conditions
 from pyinit.supervisor.actions import Operator, OperatorRequests
@@ -59,6 +60,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         log_format: str | None = None,
         http_address: str | None = None,
         *,
+        unselected: frozenset[str] = frozenset(),
         clock: Clock = time.monotonic,
         launcher: Launcher = REAL_LAUNCHER,
         sender: SignalSender = REAL_SENDER,
@@ -73,6 +75,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.loop = EventLoop(clock)
         fmt = log_format or config.settings.log_format
         self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
+        self.logs.timestamps = config.settings.log_timestamps
         self.owners: Owners = {}
         self.driver = ServiceDriver(
             clock=clock,
@@ -103,6 +106,8 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.started_wall = time.time()
         self.signals_forwarded = 0
         self.actions = Operator(self)
+        self.ended_by: str | None = None  # the critical service that ended the container
+        self.actions.unselected = set(unselected)
         # The loader's child compares the file with the running config (base) and
         # sends back only what differs.
         apply, path = self.actions._apply_reload, lambda: self.config.path
@@ -153,7 +158,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if self._runtime_dir is not None:
             remove_snapshot(self._runtime_dir)
         code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
-        emit_report(self.snapshot(), runs.ran(), code, self.log)
+        emit_report(self.snapshot(), runs.ran(), code, self.log, output=self._last_output())
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
         return code
 
@@ -192,6 +197,12 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         """The first pass: start what has no dependency (``run`` calls it)."""
         names = ", ".join(" ".join(tier) for tier in self.config.start_tiers())
         self.log(f"starting {len(self.services)} service(s): {names}", 1)
+        for name in self.config.services:
+            if name in self.actions.unselected:
+                self.feed(self.services[name], Event(EventKind.STOP))
+        if self.actions.unselected:
+            left = ", ".join(n for n in self.config.services if n in self.actions.unselected)
+            self.log(f"not started (profiles, --only; `pyinit start NAME` starts one): {left}")
         self.loop.guarded(self.reconcile)
 
     def feed(self, rt: ServiceRuntime, event: Event) -> None:
@@ -316,8 +327,31 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         ending = container_ends(list(self.services.values()), self.main is not None)
         if ending is not None:
             message, code = ending
+            self.ended_by = next(
+                (n for n, rt in self.services.items() if message.startswith(f"{n} is critical")),
+                None,
+            )
             self.log(message)
             self.shutdown.begin(code)
+
+    def _last_output(self) -> tuple[str, list[str]] | None:
+        """For the termination report: the last lines of the service that ended the
+        container (a critical one), else of the first that failed or exited non-zero."""
+        name = self.ended_by
+        if name is None:
+            snap = self.snapshot().services
+            troubled = [
+                n
+                for n, s in snap.items()
+                if s.state is ServiceSnapshotState.FAILED or s.last_exit not in (None, 0)
+            ]
+            name = troubled[0] if troubled else None
+        store = self.logs.recent.get(name) if name is not None else None
+        if name is None or store is None:
+            return None
+        _count, views = store.tail(20)
+        text = b"\n".join(views).decode("utf-8", "replace")
+        return name, text.split("\n") if text else []
 
     def _maybe_start_main(self) -> None:
         main = self.main

@@ -50,6 +50,9 @@ class StatusMixin:
         def stop_set(self) -> set[str]: ...
 
         @property
+        def unselected(self) -> set[str]: ...
+
+        @property
         def restart_set(self) -> set[str]: ...
 
         @property
@@ -80,6 +83,7 @@ class StatusMixin:
                 uptime=round(now - m.started_at, 3) if alive and m.started_at is not None else None,
                 job=self.extras.job_snapshot(name),
                 log_file=self.extras.log_file_snapshot(name),
+                optional=rt.cfg.optional or name in self.unselected,
             )
         return Snapshot(
             pid=os.getpid(),
@@ -127,6 +131,18 @@ class StatusMixin:
         if store is None:
             return (0, []) if name in self.services else None
         return store.tail(count)
+
+    def timed_lines(self, name: str, count: int, since: float) -> list[tuple[float, bytes]]:
+        """``name``'s last ``count`` lines (0: all kept) since ``since``, by block."""
+        store = self.logs.recent.get(name)
+        return [] if store is None else store.timed_tail(count, since)
+
+    def add_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        self.logs.hooks.append(hook)
+
+    def remove_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        if hook in self.logs.hooks:
+            self.logs.hooks.remove(hook)
 
     def add_change_hook(self, hook: Callable[[], None]) -> None:
         self.change_hooks.append(hook)

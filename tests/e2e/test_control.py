@@ -118,25 +118,24 @@ def test_restart_gives_new_pid(cli: Runner, tmp_path: Path, env: dict[str, str])
     do not depend on it keep their pids; an unknown name exits 1 and names it."""
     boot(cli, tmp_path, env, TWO, "db", "web", "other")
     before = pids(env)
-    assert ok(env, "restart", "web") == "restarting: web\n"
-    ok(env, "wait", "--ready", "web", "--timeout", "10s")
+    assert ok(env, "restart", "web") == "restarting: web\nready: web\n"
     after = pids(env)
     assert after["web"] != before["web"]
     assert (after["db"], after["other"]) == (before["db"], before["other"])
     assert status(env)["web"]["state"] == "running"
-    done = ctl(env, "restart", "nope")
+    done = ctl(env, "restart", "--no-wait", "nope")
     assert done.returncode == 1 and "no service named 'nope'" in done.stderr
 
 
 @pytest.mark.timeout(30)
 def test_stop_then_start(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
     """``pyinit stop db`` also stops web (it depends on db), dependants first; the
-    container keeps running. Started again, db comes back alone: web stays stopped
-    until it is started itself."""
+    container keeps running. Started again, db brings web back; a service stopped
+    by name stays stopped until started by name."""
     proc = boot(cli, tmp_path, env, TWO, "db", "web", "other")
     assert proc.err is not None
     before = pids(env)
-    assert ok(env, "stop", "db") == "stopping: db, web\n"
+    assert ok(env, "stop", "--no-wait", "db") == "stopping: db, web\n"
     proc.err.expect(r"web: stopped in")
     proc.err.expect(r"db: stopped in")
     svcs = status(env)
@@ -145,15 +144,16 @@ def test_stop_then_start(cli: Runner, tmp_path: Path, env: dict[str, str]) -> No
     done = ctl(env, "wait", "--ready", "web", "--timeout", "10s")
     assert done.returncode == 1 and "web: stopped" in done.stderr  # answered at once
 
-    assert ok(env, "start", "db") == "starting: db\n"
-    ok(env, "wait", "--ready", "db")
+    # Started again, db brings back web, which its stop took down (issue 14).
+    assert ok(env, "start", "db") == "starting: db, web\nready: db\nready: web\n"
     svcs = status(env)
     assert svcs["db"]["state"] == "running" and svcs["db"]["pid"] != before["db"]
-    assert svcs["web"]["state"] == "stopped"
-
-    assert ok(env, "start", "web") == "starting: web\n"
-    ok(env, "wait", "--ready", "web")
-    assert status(env)["web"]["pid"] not in (None, before["web"])
+    assert svcs["web"]["pid"] not in (None, before["web"])
+    # A service stopped by name stays stopped until it is started by name.
+    assert ok(env, "stop", "web") == "stopping: web\nstopped: web\n"
+    assert ok(env, "stop", "db") == "stopping: db\nstopped: db\n"
+    assert ok(env, "start", "db") == "starting: db\nready: db\n"
+    assert status(env)["web"]["state"] == "stopped"
     assert proc.popen.poll() is None
 
 
@@ -176,7 +176,7 @@ def test_signal_reaches_service(cli: Runner, tmp_path: Path, env: dict[str, str]
     wait_for_lines(got, ["usr1"])
     done = ctl(env, "signal", "NOTASIG", "worker")
     assert done.returncode == 2 and "unknown signal" in done.stderr
-    ok(env, "stop", "worker")
+    ok(env, "stop", "--no-wait", "worker")
     proc.err.expect(r"worker: stopped in")
     done = ctl(env, "signal", "USR1", "worker")
     assert done.returncode == 1 and "worker is not running" in done.stderr
@@ -244,8 +244,8 @@ def test_wait_ready(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
     services:
       slow:
         command: {
-    argv(*sh(f"while [ ! -e {flag} ]; do sleep 0.05; done; echo up; exec sleep 1000"))
-}
+        argv(*sh(f"while [ ! -e {flag} ]; do sleep 0.05; done; echo up; exec sleep 1000"))
+    }
         ready: {{log_line: "^up$$"}}
       bad:
         command: {argv("false")}

@@ -35,7 +35,7 @@ def test_stop_while_stopping_failing(cli: Runner, tmp_path: Path, env: dict[str,
     assert proc.err is not None
     flag.unlink()
     proc.err.expect(r"slow: unhealthy .*; restarting")
-    assert ok(env, "stop", "slow") == "stopping: slow\n"
+    assert ok(env, "stop", "--no-wait", "slow") == "stopping: slow\n"
     proc.err.expect(r"slow: stopped in")
     flag.touch()
     svc = status(env)["slow"]
@@ -52,7 +52,7 @@ def test_restart_while_stopping_failing(cli: Runner, tmp_path: Path, env: dict[s
     first = status(env)["slow"]["pid"]
     flag.unlink()
     proc.err.expect(r"slow: unhealthy .*; restarting")
-    assert ok(env, "restart", "slow") == "restarting: slow\n"
+    assert ok(env, "restart", "--no-wait", "slow") == "restarting: slow\n"
     flag.touch()
     proc.err.expect(r"slow: stopped in")  # an operator's stop, not a crash
     ok(env, "wait", "--ready", "slow", "--timeout", "10s")

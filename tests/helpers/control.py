@@ -43,6 +43,7 @@ class FakeSupervisor:
     def __init__(self) -> None:
         self.loop = RecordingLoop()
         self.change_hooks: list[Callable[[], None]] = []
+        self.log_hooks: list[Callable[[str, bytes], None]] = []
         self.messages: list[str] = []
         self.services = {"web"}
         web = RecentLines()
@@ -86,6 +87,17 @@ class FakeSupervisor:
         if store is None:
             return (0, []) if name in self.services else None
         return store.tail(count)
+
+    def timed_lines(self, name: str, count: int, since: float) -> list[tuple[float, bytes]]:
+        store = self.recent.get(name)
+        return [] if store is None else store.timed_tail(count, since)
+
+    def add_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        self.log_hooks.append(hook)
+
+    def remove_log_hook(self, hook: Callable[[str, bytes], None]) -> None:
+        if hook in self.log_hooks:
+            self.log_hooks.remove(hook)
 
     def add_change_hook(self, hook: Callable[[], None]) -> None:
         self.change_hooks.append(hook)

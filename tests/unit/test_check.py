@@ -84,7 +84,7 @@ def test_problems_go_to_stderr_with_a_count_and_exit_2(
         f"{path}:2: services.web.command: required key missing",
         f"{path}:3: services.web.comand: unknown key; did you mean 'command'?",
         f"{path}:4: services.web.restart: expected one of no, on-failure, always, "
-        "unless-stopped; got 'allways'",
+        "unless-stopped; got 'allways'; did you mean 'always'?",
         f"{path}: 3 problems",
     ]
 
@@ -125,12 +125,14 @@ def test_default_file_comes_from_pyinit_config_then_services_yaml(
 
 
 def test_usage_errors_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    """Two files or an unknown option is a usage error; --help prints usage."""
+    """An unknown option is a usage error; --help prints usage. (Two files merge:
+    missing ones are named.)"""
     assert check_main(["a.yaml", "b.yaml"]) == 2
-    assert "expected one FILE" in capsys.readouterr().err
+    assert "a.yaml: cannot read" in capsys.readouterr().err
     assert check_main(["--bogus"]) == 2
+    assert "unknown option" in capsys.readouterr().err
     assert check_main(["--help"]) == 0
-    assert capsys.readouterr().out.startswith("Usage: pyinit check [FILE]")
+    assert capsys.readouterr().out.startswith("Usage: pyinit check [--print] [FILE...]")
 
 
 def test_summary_shows_ready_source_and_healthcheck(

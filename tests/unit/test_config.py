@@ -296,16 +296,36 @@ def test_env_file_single_path(tmp_path: Path) -> None:
 
 def test_env_file_bad_line_names_the_env_file_and_hides_the_value(tmp_path: Path) -> None:
     """A malformed env file line is reported at that file's line, without its text."""
-    (tmp_path / ".env").write_text("OK=1\nSECRET hunter2\n")
+    (tmp_path / "web.env").write_text("OK=1\nSECRET hunter2\n")
     config_file = tmp_path / "services.yaml"
-    config_file.write_text("services:\n  web:\n    command: [web]\n    env_file: .env\n")
+    config_file.write_text("services:\n  web:\n    command: [web]\n    env_file: web.env\n")
     with pytest.raises(ConfigError) as info:
         load_config(str(config_file), {})
     assert [str(p) for p in info.value.problems] == [
-        f"{tmp_path}/.env:2: services.web.env_file: "
+        f"{tmp_path}/web.env:2: services.web.env_file: "
         "expected NAME=value, a # comment or a blank line"
     ]
     assert "hunter2" not in str(info.value)
+
+
+def test_dotenv_next_to_the_config_feeds_interpolation(tmp_path: Path) -> None:
+    """Compose's .env: its variables interpolate; the process environment wins;
+    $PYINIT_ENV_FILE (--env-file) picks another file, which must exist."""
+    (tmp_path / ".env").write_text("PORT=8000\nNAME=from-dotenv\n")
+    (tmp_path / "other.env").write_text("PORT=9000\n")
+    config_file = tmp_path / "services.yaml"
+    config_file.write_text("services:\n  web:\n    command: [web, '${PORT}', '${NAME}']\n")
+    assert load_config(str(config_file), {}).services["web"].command == (
+        "web",
+        "8000",
+        "from-dotenv",
+    )
+    assert load_config(str(config_file), {"NAME": "env"}).services["web"].command[2] == "env"
+    chosen = {"PYINIT_ENV_FILE": str(tmp_path / "other.env")}
+    assert load_config(str(config_file), chosen).services["web"].command[1:] == ("9000", "")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(config_file), {"PYINIT_ENV_FILE": str(tmp_path / "nope.env")})
+    assert "--env-file: env file" in str(info.value) and "not found" in str(info.value)
 
 
 # -- interpolation ---------------------------------------------------------------------
@@ -484,7 +504,7 @@ def test_bad_enum_value() -> None:
         """
     ) == (
         "services.yaml:4: services.web.restart: expected one of no, on-failure, always, "
-        "unless-stopped; got 'allways'"
+        "unless-stopped; got 'allways'; did you mean 'always'?"
     )
 
 

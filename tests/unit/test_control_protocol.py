@@ -175,7 +175,6 @@ def test_client_command_lines() -> None:
         ("signal", ["BOGUS", "web"], "unknown signal"),
         ("wait", ["web"], "--ready"),
         ("wait", ["--ready", "web", "--timeout", "soon"], "timeout"),
-        ("logs", ["a", "b"], "one service"),
         ("logs", ["a", "-n", "x"], "number"),
         ("status", ["web"], "unexpected argument"),
         ("status", ["--frob"], "unknown option"),
