@@ -31,7 +31,6 @@ from pyinit.service import (
     State,
 )
 from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
-from pyinit.snapshot import ServiceState as ServiceSnapshotState
 from pyinit.status import remove_snapshot
 from pyinit.supervisor import conditions
 from pyinit.supervisor.actions import Operator, OperatorRequests
@@ -77,19 +76,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
         self.logs.timestamps = config.settings.log_timestamps
         self.owners: Owners = {}
-        self.driver = ServiceDriver(
-            clock=clock,
-            loop=self.loop,
-            logs=self.logs,
-            launcher=launcher,
-            sender=sender,
-            owners=self.owners,
-            register_child=self._register_child,
-            kill_delay=lambda delay: self.shutdown.kill_timer_delay(delay),
-            reconcile=self.reconcile,
-            runtime_dir=self.runtime_dir,
-            log=self.log,
-        )
+        self.driver = _new_driver(self, launcher)
         self.services = self.driver.services
         self.services.update((name, self.new_runtime(cfg)) for name, cfg in config.services.items())
         self.facts = ServiceFacts(self.services)
@@ -108,12 +95,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.actions = Operator(self)
         self.ended_by: str | None = None  # the critical service that ended the container
         self.actions.unselected = set(unselected)
-        # The loader's child compares the file with the running config (base) and
-        # sends back only what differs.
-        apply, path = self.actions._apply_reload, lambda: self.config.path
-        self.reloader = Reloader(
-            self.loop, path, self._register_child, apply, self.log, base=lambda: self.config
-        )
+        self.reloader = _new_reloader(self)
         self._init_extras()  # schedule timers, file watchers, log files (timed.py)
         self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)
 
@@ -334,25 +316,6 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
             self.log(message)
             self.shutdown.begin(code)
 
-    def _last_output(self) -> tuple[str, list[str]] | None:
-        """For the termination report: the last lines of the service that ended the
-        container (a critical one), else of the first that failed or exited non-zero."""
-        name = self.ended_by
-        if name is None:
-            snap = self.snapshot().services
-            troubled = [
-                n
-                for n, s in snap.items()
-                if s.state is ServiceSnapshotState.FAILED or s.last_exit not in (None, 0)
-            ]
-            name = troubled[0] if troubled else None
-        store = self.logs.recent.get(name) if name is not None else None
-        if name is None or store is None:
-            return None
-        _count, views = store.tail(20)
-        text = b"\n".join(views).decode("utf-8", "replace")
-        return name, text.split("\n") if text else []
-
     def _maybe_start_main(self) -> None:
         main = self.main
         if main is None or main.pid is not None or main.status is not None:
@@ -384,3 +347,33 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if self.reloader.busy:
             self.log("reload: a load is running; loading again after it", 1)
         self.reloader.request(on_done)
+
+
+def _new_driver(sup: Supervisor, launcher: Launcher) -> ServiceDriver:
+    """What runs each service's state machine, wired to the supervisor's seams."""
+    return ServiceDriver(
+        clock=sup.clock,
+        loop=sup.loop,
+        logs=sup.logs,
+        launcher=launcher,
+        sender=sup.sender,
+        owners=sup.owners,
+        register_child=sup._register_child,
+        kill_delay=lambda delay: sup.shutdown.kill_timer_delay(delay),
+        reconcile=sup.reconcile,
+        runtime_dir=sup.runtime_dir,
+        log=sup.log,
+    )
+
+
+def _new_reloader(sup: Supervisor) -> Reloader:
+    """Reloads: the loader's child compares the file with the running config (base)
+    and sends back only what differs."""
+    return Reloader(
+        sup.loop,
+        lambda: sup.config.path,
+        sup._register_child,
+        sup.actions._apply_reload,
+        sup.log,
+        base=lambda: sup.config,
+    )

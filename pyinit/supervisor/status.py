@@ -28,6 +28,7 @@ class StatusMixin:
     services: dict[str, ServiceRuntime]
     loop: EventLoop
     change_hooks: list[Callable[[], None]]
+    ended_by: str | None
     logs: LogRouter
     started_wall: float
     orphans_reaped: int
@@ -177,3 +178,22 @@ class StatusMixin:
                     processes=got.processes,
                 )
         return replace(snapshot, services=services)
+
+    def _last_output(self) -> tuple[str, list[str]] | None:
+        """For the termination report: the last lines of the service that ended the
+        container (a critical one), else of the first that failed or exited non-zero."""
+        name = self.ended_by
+        if name is None:
+            snap = self.snapshot().services
+            troubled = [
+                n
+                for n, s in snap.items()
+                if s.state is ServiceState.FAILED or s.last_exit not in (None, 0)
+            ]
+            name = troubled[0] if troubled else None
+        store = self.logs.recent.get(name) if name is not None else None
+        if name is None or store is None:
+            return None
+        _count, views = store.tail(20)
+        text = b"\n".join(views).decode("utf-8", "replace")
+        return name, text.split("\n") if text else []

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from pyinit.answers import wait_verdict
 from pyinit.client import parse_client_args
-from pyinit.control import wait_verdict
 from pyinit.errors import UsageError
 from pyinit.protocol import COMMANDS, MAX_REQUEST, RequestError, addressable, parse_request
 from pyinit.snapshot import Snapshot

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyinit import control
-from pyinit.control import answer_chunks
+from pyinit.answers import answer_chunks
 from pyinit.logstore import RECENT_LINES, RecentLines
 from tests.helpers.control import RecordingLoop, serving
 
