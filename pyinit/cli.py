@@ -238,7 +238,8 @@ def supervisor_main(
     from pyinit.supervisor import Supervisor
 
     try:
-        config = load_config(path)
+        # Absolute: pyinit moves to / once started, and a reload reads it again.
+        config = load_config(os.path.abspath(path))
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         count = len(exc.problems)

@@ -147,7 +147,7 @@ def release_controlling_tty() -> bool:
 def spawn(spec: SpawnSpec) -> int:
     """Start ``spec``; return the pid once exec succeeded, or raise SpawnError.
 
-    The common case (no working directory, user, umask, limits or terminal to set up)
+    The common case (no user, umask, limits or terminal to set up)
     goes through posix_spawn: glibc's vfork-style clone copies nothing and runs
     no Python in the child, so starting 50 services or 100 exec probes a second
     does not stall the loop. Anything else forks and prepares the child by hand.
@@ -167,7 +167,7 @@ def spawn(spec: SpawnSpec) -> int:
 
 
 def _simple(spec: SpawnSpec) -> bool:
-    if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
+    if spec.exact_signals or spec.umask is not None:
         return False
     if spec.no_new_privs or spec.rlimits or spec.sigmask or spec.ignored:
         return False

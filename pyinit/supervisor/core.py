@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
+from pyinit import startdir
 from pyinit.config.model import Config, ServiceConfig
 from pyinit.configload import Reloader
 from pyinit.control import ControlServer
@@ -30,7 +31,14 @@ from pyinit.service import (
     EventKind,
     State,
 )
-from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.signalfd import SignalFd, not_a_request
+from pyinit.signals import (
+    SHUTDOWN_SIGNALS,
+    SYNCHRONOUS_FAULTS,
+    SignalIntake,
+    catchable_signals,
+    signal_name,
+)
 from pyinit.status import remove_snapshot
 from pyinit.supervisor import conditions
 from pyinit.supervisor.actions import Operator, OperatorRequests
@@ -163,13 +171,22 @@ class Supervisor(OperatorRequests, StatusMixin):
                 become_subreaper()
             except OSError as exc:
                 self.log(f"cannot become a child subreaper: {exc}")
+        problem = startdir.leave()
+        if problem:
+            self.log(problem)
         # SIGPIPE stays ignored (CPython's default): the kernel raises it when
-        # pyinit writes to a stdout nobody reads any more, and handled like any
-        # other signal it would be forwarded and kill every service. Ignored, the
-        # write fails with EPIPE and the log sink discards output from then on.
+        # pyinit writes to a stdout nobody reads any more; the write fails with
+        # EPIPE and the log sink discards output from then on. It is blocked and
+        # read from the signalfd below too, so one sent with kill is forwarded.
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
         self.loop.add_reader(self.intake.read_fd, self._on_signals)
+        # Those whose sender decides what they mean (see signalfd).
+        try:
+            self.sent = SignalFd(SYNCHRONOUS_FAULTS | {signal.SIGPIPE})
+            self.loop.add_reader(self.sent.fd, self._on_sent_signals)
+        except OSError as exc:
+            self.log(f"cannot take fault signals sent with kill: {exc}")
         self.http: HttpServer | None = None
         if self.http_address:  # asked for explicitly: failing to serve it is fatal
             try:
@@ -211,6 +228,17 @@ class Supervisor(OperatorRequests, StatusMixin):
     def _on_signals(self) -> None:
         self.intake.drain(self._take_signal)
         self.reconcile()
+
+    def _on_sent_signals(self) -> None:
+        self.sent.drain(self._take_sent_signal)
+        self.reconcile()
+
+    def _take_sent_signal(self, signum: int, code: int, sender: int) -> None:
+        why = not_a_request(signum, code, sender)
+        if why is None:
+            self._take_signal(signum)
+        else:
+            self.log(f"{signal_name(signum)} {why}; ignored", 2 if signum == signal.SIGPIPE else 0)
 
     def handle_signals(self, signums: Iterable[int]) -> None:
         """Handle one batch of signals as if read from the intake, then reconcile."""
