@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 KILL_WAIT_LIMIT = 2.0
+# Orphan storms: a SIGCHLD within STORM_GAP of the last one is left pending for
+# HOLD seconds (other signals are still taken at once), so one wake-up reaps many.
+STORM_GAP = 0.05
+HOLD = 0.02
 
 
 class Wrapper:
@@ -79,6 +83,7 @@ class Wrapper:
         # kills pyinit (see SYNCHRONOUS_FAULTS).
         wanted = [s for s in waitable_signals() if s not in opts.ignored_signals]
         self.waiter = SignalWaiter(wanted)
+        self._others = tuple(s for s in self.waiter.signals if s != signal.SIGCHLD)
 
     def _release_tty(self) -> bool:
         if self.opts.isolation != "new-session":
@@ -136,6 +141,8 @@ class Wrapper:
         signals = self.waiter.signals
         sigchld = signal.SIGCHLD
         reap = self._reap
+        clock = time.monotonic
+        last_reap = -STORM_GAP
         self._running = True
         while self._running:
             if self._timers:
@@ -145,10 +152,29 @@ class Wrapper:
             try:
                 if info.si_signo == sigchld:
                     reap()
+                    now = clock()
+                    if now - last_reap < STORM_GAP and self.child_status is None:
+                        self._hold()
+                    last_reap = now
                 else:
                     self._on_signal(info)
             except Exception:
                 self._internal_error()
+
+    def _hold(self) -> None:
+        """In an orphan storm, let SIGCHLDs pile up for HOLD seconds, taking every
+        other signal at once meanwhile: one wake-up then reaps many orphans, where
+        each would otherwise cost a wake-up of its own."""
+        others = self._others
+        deadline = time.monotonic() + HOLD
+        while self._running and self.child_status is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            info = signal.sigtimedwait(others, left)
+            if info is None:
+                return
+            self._guarded(self._on_signal, info)
 
     def _timed_pass(self) -> None:
         """Wait for a signal until the next deadline, then run what is due."""
