@@ -133,16 +133,20 @@ class Wrapper:
     # -- the loop: signals and a few deadlines -----------------------------------
     def _loop(self) -> None:
         # The hot path: with no timer armed (always, until CMD exits), one pass
-        # per signal taken, and in an orphan storm that is one SIGCHLD per orphan.
-        # Reaping CPU is a benchmark target (bench/README.md), so the pass is
-        # written for speed: locals instead of attribute lookups, SIGCHLD sent
-        # straight to _reap, and a try block (free in 3.11) instead of _guarded.
+        # per signal taken. Reaping CPU and forwarding latency are benchmark
+        # targets (bench/README.md), so the pass is written for speed: locals
+        # instead of attribute lookups, SIGCHLD sent straight to _reap, a signal
+        # that needs no special care killed straight away, and a try block (free
+        # in 3.11) instead of _guarded.
         wait = signal.sigwaitinfo
         signals = self.waiter.signals
         sigchld = signal.SIGCHLD
         reap = self._reap
         clock = time.monotonic
         last_reap = -STORM_GAP
+        plain = self._plain_signals()
+        target = self._target()
+        kill = os.kill
         self._running = True
         while self._running:
             if self._timers:
@@ -150,7 +154,13 @@ class Wrapper:
                 continue
             info = wait(signals)
             try:
-                if info.si_signo == sigchld:
+                signum = info.si_signo
+                if signum in plain and self.child_status is None:
+                    try:
+                        kill(target, signum)
+                    except ProcessLookupError:
+                        self._forward(signum)  # which says so
+                elif signum == sigchld:
                     reap()
                     now = clock()
                     if now - last_reap < STORM_GAP and self.child_status is None:
@@ -160,6 +170,14 @@ class Wrapper:
                     self._on_signal(info)
             except Exception:
                 self._internal_error()
+
+    def _plain_signals(self) -> frozenset[int]:
+        """Signals forwarded as they are with nothing to trace or decide: the loop
+        sends these itself (a gone CMD raises, and _on_signal then says so)."""
+        if self.verbose:
+            return frozenset()
+        special = SYNCHRONOUS_FAULTS | JOB_CONTROL_STOPS | {signal.SIGCHLD, signal.SIGPIPE}
+        return frozenset(self.waiter.signals) - special - set(self.opts.rewrite)
 
     def _hold(self) -> None:
         """In an orphan storm, let SIGCHLDs pile up for HOLD seconds, taking every
