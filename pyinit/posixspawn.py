@@ -42,21 +42,19 @@ def posix_spawn(spec: SpawnSpec) -> int:
     if spec.cwd is None:
         return _spawn_here(spec, actions)
     # posix_spawn has no chdir action in Python: go there for the span of the
-    # call (two more system calls, against a fork of all of pyinit).
-    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # call (three more system calls, against a fork of all of pyinit). By path,
+    # not by fd: out of fds, a service must still start (supervisor mode is in /).
+    here = os.getcwd()
     try:
-        try:
-            os.chdir(spec.cwd)
-        except OSError as exc:
-            from pyinit.spawn import SpawnError
+        os.chdir(spec.cwd)
+    except OSError as exc:
+        from pyinit.spawn import SpawnError
 
-            raise SpawnError(None, spec.argv[0], "chdir", exc.errno or 0, spec.cwd) from None
-        try:
-            return _spawn_here(spec, actions)
-        finally:
-            os.fchdir(here)
+        raise SpawnError(None, spec.argv[0], "chdir", exc.errno or 0, spec.cwd) from None
+    try:
+        return _spawn_here(spec, actions)
     finally:
-        os.close(here)
+        os.chdir(here)
 
 
 def _spawn_here(spec: SpawnSpec, actions: Actions) -> int:
