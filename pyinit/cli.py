@@ -293,7 +293,8 @@ def supervisor_main(
     from pyinit.supervisor import Supervisor
 
     try:
-        config = load_config(path)
+        # Absolute: pyinit moves to / once started, and a reload reads it again.
+        config = load_config(os.path.abspath(path))
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         count = len(exc.problems)
@@ -384,9 +385,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    """Exit with ``code``, even when nobody reads stdout or stderr any more: a failed
-    final flush would make the interpreter exit 120 instead, so such a stream is
-    pointed at /dev/null first."""
+    """Exit with ``code`` even when nobody reads stdout or stderr any more (a failed
+    final flush would make it 120): such a stream is pointed at /dev/null first."""
     for stream in (sys.stdout, sys.stderr):
         if stream is None:  # the fd was closed when pyinit started
             continue

@@ -18,6 +18,7 @@ from pyinit.health import ChildRegistrar, HealthStatus, HealthTracker, ProbeRun,
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop, Timer
 from pyinit.notify import NotifySocket
+from pyinit.startdir import default_cwd
 
 
 class ServiceMonitor:
@@ -178,7 +179,7 @@ class ServiceMonitor:
             done,
             self.register_child,
             self._env or None,
-            self.cfg.working_dir,
+            default_cwd(self.cfg.working_dir),
         )
 
     def _on_log_line(self, pattern: re.Pattern[bytes], line: bytes) -> None:
@@ -267,7 +268,7 @@ class ServiceMonitor:
             done,
             self.register_child,
             self._env or None,
-            self.cfg.working_dir,
+            default_cwd(self.cfg.working_dir),
         )
 
     # -- timers ------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """spawn's fast path: posix_spawn, for a child that needs nothing set up by hand
-(no working directory, user, umask, limits or terminal).
+(no user, umask, limits or terminal).
 
 glibc's vfork-style clone copies nothing and runs no Python in the child, so
 starting 50 services or 100 exec probes a second does not stall the loop. Wrapper
@@ -13,6 +13,7 @@ import errno
 import os
 
 from pyinit.signals import waitable_signals
+from pyinit.spawnerror import SpawnError
 
 # Annotations only, as in spawn.
 TYPE_CHECKING = False
@@ -39,6 +40,23 @@ def posix_spawn(spec: SpawnSpec) -> int:
         for fd in _inheritable_fds():
             if fd > 2 and fd not in spec.fds:
                 actions.append((os.POSIX_SPAWN_CLOSE, fd))
+    if spec.cwd is None:
+        return _spawn_here(spec, actions)
+    # posix_spawn has no chdir action in Python: go there for the span of the
+    # call (three more system calls, against a fork of all of pyinit). By path,
+    # not by fd: out of fds, a service must still start (supervisor mode is in /).
+    here = os.getcwd()
+    try:
+        os.chdir(spec.cwd)
+    except OSError as exc:
+        raise SpawnError(None, spec.argv[0], "chdir", exc.errno or 0, spec.cwd) from None
+    try:
+        return _spawn_here(spec, actions)
+    finally:
+        os.chdir(here)
+
+
+def _spawn_here(spec: SpawnSpec, actions: Actions) -> int:
     env = os.environ if spec.env is None else spec.env
     argv = list(spec.argv)
     try:

@@ -132,26 +132,13 @@ def assemble(head: Head, frames: Iterator[memoryview], base: Config | None) -> S
         if not isinstance(parts, list):
             raise BadResult(f"a {type(parts).__name__} where service parts were due")
         for name, key, payload in parts:
-            if key is None:
-                if not isinstance(payload, ServiceConfig) or payload.name != name:
-                    raise BadResult(f"a {type(payload).__name__} where service {name} was due")
-                skeletons[name] = payload
-            else:
-                skeleton = skeletons.get(name)
-                if skeleton is None:
-                    raise BadResult(f"a piece of {name}, which was not sent")
-                got = pieces.setdefault(name, {})
-                if isinstance(getattr(skeleton, key), dict):
-                    keys, values = payload
-                    got.setdefault(key, {}).update(zip(keys, values, strict=True))
-                else:
-                    got.setdefault(key, []).extend(payload)
+            _take_part(skeletons, pieces, name, key, payload)
         yield
     if next(frames, None) is not None:
         raise BadResult("more frames than announced")
     # Fields sent in pieces go back into their services (few: each piece is long).
     for name, got in pieces.items():
-        values = {k: v if isinstance(v, dict) else tuple(v) for k, v in got.items()}
+        values: dict[str, Any] = {k: v if isinstance(v, dict) else tuple(v) for k, v in got.items()}
         skeletons[name] = dataclasses.replace(skeletons[name], **values)
         yield
     services: dict[str, ServiceConfig] = {}
@@ -168,6 +155,31 @@ def assemble(head: Head, frames: Iterator[memoryview], base: Config | None) -> S
         if i % STEP_NAMES == STEP_NAMES - 1:
             yield
     return Config(services=services, **head.fields), head.plan
+
+
+def _take_part(
+    skeletons: dict[str, ServiceConfig],
+    pieces: dict[str, dict[str, Any]],
+    name: str,
+    key: str | None,
+    payload: Any,
+) -> None:
+    """One part of a frame: a service without its long fields (``key`` None), or a
+    piece of one of its long fields."""
+    if key is None:
+        if not isinstance(payload, ServiceConfig) or payload.name != name:
+            raise BadResult(f"a {type(payload).__name__} where service {name} was due")
+        skeletons[name] = payload
+        return
+    skeleton = skeletons.get(name)
+    if skeleton is None:
+        raise BadResult(f"a piece of {name}, which was not sent")
+    got = pieces.setdefault(name, {})
+    if isinstance(getattr(skeleton, key), dict):
+        keys, values = payload
+        got.setdefault(key, {}).update(zip(keys, values, strict=True))
+    else:
+        got.setdefault(key, []).extend(payload)
 
 
 def decode_head(first: memoryview) -> object:

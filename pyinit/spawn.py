@@ -12,6 +12,7 @@ import os
 
 from pyinit.signals import sigmod as signal
 from pyinit.signals import waitable_signals
+from pyinit.spawnerror import SpawnError as SpawnError
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
 # wrapper mode (PID 1 for one command) does not spend.
@@ -95,35 +96,6 @@ class SpawnSpec:
         self.ignored = ignored
 
 
-class SpawnError(Exception):
-    """The command could not be started. ``pid``, when not None, is a forked child
-    that never reached exec and still has to be reaped."""
-
-    def __init__(
-        self, pid: int | None, argv0: str, stage: str, err: int, subject: str = "", hint: str = ""
-    ) -> None:
-        self.pid = pid
-        self.argv0 = argv0
-        self.stage = stage
-        self.errno = err
-        reason = os.strerror(err)
-        where = {"exec": "", "chdir": "working directory", "user": "switching user"}
-        label = where.get(stage, stage)
-        # Name the setting's value ("working directory /srv: No such file or
-        # directory"): the bare errno leaves the user guessing which path failed.
-        if subject:
-            label = f"{label} {subject}"
-        hint = f" ({hint})" if hint else ""
-        super().__init__(f"cannot run {argv0!r}: {label + ': ' if label else ''}{reason}{hint}")
-
-    @property
-    def exit_code(self) -> int:
-        """127 for a command that does not exist, 126 for one that cannot run (as sh)."""
-        if self.stage == "exec" and self.errno in (errno.ENOENT, errno.ENOTDIR):
-            return 127
-        return 126
-
-
 def release_controlling_tty() -> bool:
     """Give up our controlling terminal (if fd 0 is one) so that a child started in
     a new session with ``take_tty`` can make it its own: the foreground job of
@@ -147,7 +119,7 @@ def release_controlling_tty() -> bool:
 def spawn(spec: SpawnSpec) -> int:
     """Start ``spec``; return the pid once exec succeeded, or raise SpawnError.
 
-    The common case (no working directory, user, umask, limits or terminal to set up)
+    The common case (no user, umask, limits or terminal to set up)
     goes through posix_spawn: glibc's vfork-style clone copies nothing and runs
     no Python in the child, so starting 50 services or 100 exec probes a second
     does not stall the loop. Anything else forks and prepares the child by hand.
@@ -167,7 +139,7 @@ def spawn(spec: SpawnSpec) -> int:
 
 
 def _simple(spec: SpawnSpec) -> bool:
-    if spec.exact_signals or spec.cwd is not None or spec.umask is not None:
+    if spec.exact_signals or spec.umask is not None:
         return False
     if spec.no_new_privs or spec.rlimits or spec.sigmask or spec.ignored:
         return False

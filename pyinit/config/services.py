@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from collections.abc import Callable
@@ -192,7 +193,8 @@ def working_dir(r: Reader, node: yaml.Node, key: str) -> str | None:
     if text == "":
         r.add(node, key, "expected a directory path; got an empty string")
         return None
-    return text
+    # Relative to the config file's directory, as Compose has it (and env_file).
+    return None if text is None else os.path.join(os.path.dirname(r.path), text)
 
 
 def stop_signal(r: Reader, node: yaml.Node, key: str) -> int | None:

@@ -12,18 +12,31 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from pyinit.errors import UsageError
 
+if TYPE_CHECKING:
+    from pyinit.rehearse.facts import RunFacts
+    from pyinit.rehearse.options import RehearseOptions
+
 
 def rehearse_main(args: list[str]) -> int:
-    from pyinit.reaper import become_subreaper
-    from pyinit.rehearse.facts import RunFacts, passed
+    from pyinit.rehearse.facts import passed
+
+    opts = _options(args)
+    if isinstance(opts, int):
+        return opts
+    runs = _rehearse(opts)
+    if isinstance(runs, int):
+        return runs
+    _write_report(opts, runs)
+    return 0 if all(passed(r) for r in runs) else 1
+
+
+def _options(args: list[str]) -> RehearseOptions | int:
+    """The options, or the exit code of a --help or a usage error."""
     from pyinit.rehearse.options import USAGE, HelpRequested, parse_options
-    from pyinit.rehearse.pidns import NamespaceUnavailable, PidNamespaces
-    from pyinit.rehearse.report import json_facts, repeat_json, repeat_text, text_report
-    from pyinit.rehearse.runner import Interrupted, Rehearsal
-    from pyinit.spawn import SpawnError
 
     try:
         opts = parse_options(args)
@@ -40,6 +53,16 @@ def rehearse_main(args: list[str]) -> int:
         # once: setns back to its own, to make the next, needs root.
         sys.stderr.write("pyinit rehearse: --as-pid1 --repeat needs root (or use --repeat 1)\n")
         return 2
+    return opts
+
+
+def _rehearse(opts: RehearseOptions) -> list[RunFacts] | int:
+    """Every rehearsal's facts, or the exit code of one that could not run."""
+    from pyinit.reaper import become_subreaper
+    from pyinit.rehearse.pidns import NamespaceUnavailable, PidNamespaces
+    from pyinit.rehearse.runner import Interrupted, Rehearsal
+    from pyinit.spawn import SpawnError
+
     namespaces = PidNamespaces() if opts.as_pid1 else None
     if namespaces is None:
         try:
@@ -63,13 +86,18 @@ def rehearse_main(args: list[str]) -> int:
     finally:
         if namespaces is not None:
             namespaces.close()
+    return runs
+
+
+def _write_report(opts: RehearseOptions, runs: list[RunFacts]) -> None:
+    from pyinit.rehearse.report import json_facts, repeat_json, repeat_text, text_report
+
     if opts.json:
         data = json_facts(runs[0]) if len(runs) == 1 else repeat_json(runs)
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         sys.stdout.write(text_report(runs[0]) if len(runs) == 1 else repeat_text(runs))
     sys.stdout.flush()
-    return 0 if all(passed(r) for r in runs) else 1
 
 
 __all__ = ["rehearse_main"]

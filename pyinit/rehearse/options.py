@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyinit.durations import parse_duration
@@ -107,42 +108,41 @@ def _repeat(value: str) -> int:
     return int(value)
 
 
+# The options that take a value (but the signals): the attribute each sets.
+_VALUED: dict[str, tuple[str, Callable[[str], object]]] = {
+    "after": ("after", lambda v: _duration(v, "--after")),
+    "ready-port": ("ready_port", lambda v: _port(v)),
+    "ready-log": ("ready_log", lambda v: _regex(v)),
+    "ready-timeout": ("ready_timeout", lambda v: _duration(v, "--ready-timeout")),
+    "timeout": ("timeout", lambda v: _duration(v, "--timeout")),
+    "repeat": ("repeat", lambda v: _repeat(v)),
+}
+
+
 def parse_options(args: list[str]) -> RehearseOptions:
     """Raise UsageError for bad input, HelpRequested for --help."""
     found, command = parse(args, OPTIONS)
     opts = RehearseOptions(command=command)
     signals: dict[str, int] = {}
-    ready: list[str] = []
-    timeout_given = False
     for key, value in found:
         if key == "help":
             raise HelpRequested
         if value is None:
-            if key == "kubernetes":
-                if not timeout_given:
-                    opts.grace_source = "Kubernetes"
-                    opts.timeout = KUBERNETES_GRACE
-            else:
+            if key != "kubernetes":  # the grace period, below
                 setattr(opts, key.replace("-", "_"), True)
         elif key in ("signal", "stop-signal"):
             signals[key] = _signal(value, f"--{key}")
-        elif key in ("after", "ready-port", "ready-log"):
-            ready.append(key)
-            if key == "after":
-                opts.after = _duration(value, "--after")
-            elif key == "ready-port":
-                opts.ready_port = _port(value)
-            else:
-                opts.ready_log = _regex(value)
-        elif key == "ready-timeout":
-            opts.ready_timeout = _duration(value, "--ready-timeout")
-        elif key == "timeout":
-            opts.timeout = _duration(value, "--timeout")
-            opts.grace_source = "--timeout"
-            timeout_given = True
-        elif key == "repeat":
-            opts.repeat = _repeat(value)
-    if len(set(ready)) > 1:
+        else:
+            attr, convert = _VALUED[key]
+            setattr(opts, attr, convert(value))
+    given = {key for key, _ in found}
+    # --timeout wins over --kubernetes, in any order.
+    if "timeout" in given:
+        opts.grace_source = "--timeout"
+    elif "kubernetes" in given:
+        opts.grace_source = "Kubernetes"
+        opts.timeout = KUBERNETES_GRACE
+    if len(given & {"after", "ready-port", "ready-log"}) > 1:
         raise UsageError("choose one of --after, --ready-port and --ready-log")
     if len(set(signals.values())) > 1:
         raise UsageError("--signal and --stop-signal disagree; give one")

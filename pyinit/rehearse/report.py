@@ -166,7 +166,29 @@ def advice(facts: RunFacts) -> list[str]:
             "use `exec` in the shell entrypoint (`exec python app.py`): the app then gets the "
             "signal itself, and its exit code becomes the container's"
         )
+    tips += _signal_tips(facts, sig)
+    if facts.left_behind():
+        tips.append(
+            f"run under pyinit as ENTRYPOINT ({ENTRYPOINT}): when the app exits, pyinit stops "
+            "what it left gracefully; or have the app wait for its workers before exiting"
+        )
+    if facts.late_killed:
+        tips.append(
+            "do not start new processes while stopping, or stop them within the grace period"
+        )
+    plain = main.disposition(facts.signum) == probe.DEFAULT and main.received(facts)
+    if kind == CLEAN and plain and not _shell_without_exec(facts):
+        tips.append(
+            f"if the app has anything to flush or close, handle {sig}: the default action "
+            "ends it mid-write"
+        )
+    return list(dict.fromkeys(tips))
+
+
+def _signal_tips(facts: RunFacts, sig: str) -> list[str]:
+    """What to do about how the processes SIGKILLed took the stop signal."""
     killed = facts.killed()
+    tips: list[str] = []
     dropped = [p for p in killed if p.disposition(facts.signum) == probe.DROPPED]
     if dropped or any(not p.received(facts) for p in killed):
         tips.append(
@@ -191,22 +213,7 @@ def advice(facts: RunFacts) -> list[str]:
             "lower the shutdown time, or raise the grace period (docker stop -t, Compose "
             "stop_grace_period, Kubernetes terminationGracePeriodSeconds)"
         )
-    if facts.left_behind():
-        tips.append(
-            f"run under pyinit as ENTRYPOINT ({ENTRYPOINT}): when the app exits, pyinit stops "
-            "what it left gracefully; or have the app wait for its workers before exiting"
-        )
-    if facts.late_killed:
-        tips.append(
-            "do not start new processes while stopping, or stop them within the grace period"
-        )
-    plain = main.disposition(facts.signum) == probe.DEFAULT and main.received(facts)
-    if kind == CLEAN and plain and not _shell_without_exec(facts):
-        tips.append(
-            f"if the app has anything to flush or close, handle {sig}: the default action "
-            "ends it mid-write"
-        )
-    return list(dict.fromkeys(tips))
+    return tips
 
 
 def _shell_without_exec(facts: RunFacts) -> bool:

@@ -10,19 +10,16 @@ delegates to: ``launch`` (processes), ``actions`` (operator requests, reloads),
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable
 
 from pyinit.config.model import Config, ServiceConfig
-from pyinit.configload import Reloader
 from pyinit.control import ControlServer
 from pyinit.exitstatus import ExitStatus
-from pyinit.httpd import HttpServer, serve
+from pyinit.httpd import HttpServer
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
-from pyinit.reaper import become_subreaper
 from pyinit.report import RunClock, emit_report
 from pyinit.rundir import runtime_dir
 from pyinit.service import (
@@ -30,11 +27,15 @@ from pyinit.service import (
     EventKind,
     State,
 )
-from pyinit.signals import SHUTDOWN_SIGNALS, SignalIntake, catchable_signals, signal_name
+from pyinit.signalfd import SignalFd, not_a_request
+from pyinit.signals import (
+    SHUTDOWN_SIGNALS,
+    SignalIntake,
+    signal_name,
+)
 from pyinit.status import remove_snapshot
 from pyinit.supervisor import conditions
 from pyinit.supervisor.actions import Operator, OperatorRequests
-from pyinit.supervisor.driver import ServiceDriver
 from pyinit.supervisor.runtime import MainCommand, Owners, ServiceFacts, ServiceRuntime
 from pyinit.supervisor.seams import (
     REAL_LAUNCHER,
@@ -48,9 +49,14 @@ from pyinit.supervisor.seams import (
 from pyinit.supervisor.shutdown import Shutdown, container_ends
 from pyinit.supervisor.status import StatusMixin
 from pyinit.supervisor.timed import TimedMixin
+from pyinit.supervisor.wiring import new_driver, new_reloader, open_intake
 
 
 class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
+    intake: SignalIntake  # set by _open, when the run begins
+    sent: SignalFd
+    http: HttpServer | None
+
     def __init__(
         self,
         config: Config,
@@ -76,7 +82,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.logs = LogRouter(self.loop, list(config.services), "json" if fmt == "json" else "text")
         self.logs.timestamps = config.settings.log_timestamps
         self.owners: Owners = {}
-        self.driver = _new_driver(self, launcher)
+        self.driver = new_driver(self, launcher)
         self.services = self.driver.services
         self.services.update((name, self.new_runtime(cfg)) for name, cfg in config.services.items())
         self.facts = ServiceFacts(self.services)
@@ -95,7 +101,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.actions = Operator(self)
         self.ended_by: str | None = None  # the critical service that ended the container
         self.actions.unselected = set(unselected)
-        self.reloader = _new_reloader(self)
+        self.reloader = new_reloader(self)
         self._init_extras()  # schedule timers, file watchers, log files (timed.py)
         self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)
 
@@ -123,7 +129,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
 
     # -- running -------------------------------------------------------------
     def run(self) -> int:
-        code = self._open()
+        code = open_intake(self)
         if code is not None:
             return code
         runs = RunClock(self.clock)
@@ -143,37 +149,6 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         emit_report(self.snapshot(), runs.ran(), code, self.log, output=self._last_output())
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
         return code
-
-    def _open(self) -> int | None:
-        """Take signals and serve HTTP; an exit code when that is impossible."""
-        if os.getpid() != 1:
-            try:
-                become_subreaper()
-            except OSError as exc:
-                self.log(f"cannot become a child subreaper: {exc}")
-        # SIGPIPE stays ignored (CPython's default): the kernel raises it when
-        # pyinit writes to a stdout nobody reads any more, and handled like any
-        # other signal it would be forwarded and kill every service. Ignored, the
-        # write fails with EPIPE and the log sink discards output from then on.
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.intake = SignalIntake(s for s in catchable_signals() if s != signal.SIGPIPE)
-        self.loop.add_reader(self.intake.read_fd, self._on_signals)
-        self.http: HttpServer | None = None
-        if self.http_address:  # asked for explicitly: failing to serve it is fatal
-            try:
-                self.http = serve(
-                    self.loop,
-                    self.http_address,
-                    self.snapshot,
-                    lambda: [n for n, rt in self.services.items() if rt.cfg.critical],
-                    self.log,
-                    sampled=self.sampled_snapshot,
-                )
-            except (OSError, ValueError) as exc:
-                self.log(f"cannot serve HTTP on {self.http_address}: {exc}; nothing started")
-                self.logs.close(time.monotonic() + 2.0)
-                return 2
-        return None
 
     def begin(self) -> None:
         """The first pass: start what has no dependency (``run`` calls it)."""
@@ -206,6 +181,17 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
     def _on_signals(self) -> None:
         self.intake.drain(self._take_signal)
         self.reconcile()
+
+    def _on_sent_signals(self) -> None:
+        self.sent.drain(self._take_sent_signal)
+        self.reconcile()
+
+    def _take_sent_signal(self, signum: int, code: int, sender: int) -> None:
+        why = not_a_request(signum, code, sender)
+        if why is None:
+            self._take_signal(signum)
+        else:
+            self.log(f"{signal_name(signum)} {why}; ignored", 2 if signum == signal.SIGPIPE else 0)
 
     def handle_signals(self, signums: Iterable[int]) -> None:
         """Handle one batch of signals as if read from the intake, then reconcile."""
@@ -347,33 +333,3 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if self.reloader.busy:
             self.log("reload: a load is running; loading again after it", 1)
         self.reloader.request(on_done)
-
-
-def _new_driver(sup: Supervisor, launcher: Launcher) -> ServiceDriver:
-    """What runs each service's state machine, wired to the supervisor's seams."""
-    return ServiceDriver(
-        clock=sup.clock,
-        loop=sup.loop,
-        logs=sup.logs,
-        launcher=launcher,
-        sender=sup.sender,
-        owners=sup.owners,
-        register_child=sup._register_child,
-        kill_delay=lambda delay: sup.shutdown.kill_timer_delay(delay),
-        reconcile=sup.reconcile,
-        runtime_dir=sup.runtime_dir,
-        log=sup.log,
-    )
-
-
-def _new_reloader(sup: Supervisor) -> Reloader:
-    """Reloads: the loader's child compares the file with the running config (base)
-    and sends back only what differs."""
-    return Reloader(
-        sup.loop,
-        lambda: sup.config.path,
-        sup._register_child,
-        sup.actions._apply_reload,
-        sup.log,
-        base=lambda: sup.config,
-    )

@@ -15,6 +15,7 @@ from pyinit.exitstatus import ExitStatus
 from pyinit.logs import LogRouter
 from pyinit.service import Event, EventKind
 from pyinit.spawn import SpawnError, SpawnSpec
+from pyinit.startdir import default_cwd
 from pyinit.supervisor.runtime import MainCommand, Owners, ServiceRuntime
 from pyinit.supervisor.seams import Launcher
 from pyinit.users import resolve_user
@@ -80,7 +81,7 @@ class Launch:
         return SpawnSpec(
             argv=cfg.command,
             env=env,
-            cwd=cfg.working_dir,
+            cwd=default_cwd(cfg.working_dir),
             uid=uid,
             gid=gid,
             groups=groups,
@@ -104,7 +105,7 @@ class Launch:
         # The main command is the interactive one (docker run -it): it gets the
         # terminal and its foreground, so Ctrl-C reaches it, not the supervisor.
         take_tty = self.launcher.release_tty()
-        spec = SpawnSpec(argv=main.argv, take_tty=take_tty)
+        spec = SpawnSpec(argv=main.argv, take_tty=take_tty, cwd=default_cwd(None))
         try:
             main.pid = self.launcher.spawn(spec)
         except SpawnError as exc:

@@ -48,6 +48,22 @@ def test_2000_orphans_leave_no_zombie(cli: Runner) -> None:
     assert err.count("reaped orphan pid") == 2000
 
 
+def test_signals_and_exit_during_an_orphan_storm(cli: Runner) -> None:
+    """In an orphan storm pyinit leaves SIGCHLD pending for a moment to reap many
+    orphans per wake-up; signals are still forwarded meanwhile, CMD's exit still
+    ends the run, and no orphan is left unreaped."""
+    usr1 = int(signal.SIGUSR1)
+    storm = "while :; do (true &); done"
+    script = f'({storm}) & exec "$@"'
+    proc = cli.start(["--grace", "5", "--", *sh(script, *recorder(usr1))])
+    expect_ready(proc.out, ["cmd"])
+    for _ in range(20):
+        proc.signal(usr1)
+        proc.out.expect(f"^cmd sig {usr1}$")
+    code, _, err = proc.finish()
+    assert code == 0, err
+
+
 # -- signal forwarding -------------------------------------------------------------
 
 

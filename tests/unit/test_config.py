@@ -802,3 +802,15 @@ def test_many_problems_reported_at_once_sorted_by_line() -> None:
         "1m30s or 500ms; got 'forever'",
         "services.yaml:9: settings.log_format: expected one of text, json; got 'xml'",
     ]
+
+
+def test_relative_working_dir_is_relative_to_the_config_file() -> None:
+    """As Compose has it (and as env_file is): pyinit itself moves to / once started."""
+    text = """
+        services:
+          a: {command: "true", working_dir: data}
+          b: {command: "true", working_dir: /srv}
+        """
+    config = load(text, path="/etc/app/services.yaml")
+    assert config.services["a"].working_dir == "/etc/app/data"
+    assert config.services["b"].working_dir == "/srv"

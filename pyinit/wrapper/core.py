@@ -1,17 +1,12 @@
-"""Wrapper mode: PID 1 for one command. Reap, forward, then exit with its status."""
+"""The wrapper: start the one command, then reap and forward until it is gone."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from pyinit import proctree
 from pyinit.reaper import (
-    PR_SET_PDEATHSIG,
     ExitStatus,
-    become_subreaper,
-    prctl,
     reap_raw,
     reap_watching,
 )
@@ -26,121 +21,22 @@ from pyinit.signals import (
 )
 from pyinit.signals import sigmod as signal
 from pyinit.spawn import SpawnError, SpawnSpec, release_controlling_tty, spawn
+from pyinit.wrapper.ending import EndingMixin
+from pyinit.wrapper.options import Tracer, WrapperOptions, inherited_signal_state
+from pyinit.wrapper.setup import prepare_process
 
 # Annotations only: typing and dataclasses would cost start-up time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
-    from pyinit.spawn import Isolation
-
-KILL_WAIT_LIMIT = 2.0
-
-
-class WrapperOptions:
-    """How to run the one command; each personality fills it in its own way."""
-
-    __slots__ = (
-        "argv",
-        "name",
-        "isolation",
-        "forward_to_group",
-        "rewrite",
-        "remap_exit",
-        "grace",
-        "term_group_on_exit",
-        "suspend_on_job_control",
-        "ignored_signals",
-        "drop_own_sigpipe",
-        "inherit_signal_state",
-        "subreaper",
-        "warn_not_reaper",
-        "warn_on_reap",
-        "parent_death_signal",
-        "verbosity",
-        "exec_failure_code",
-    )
-
-    def __init__(
-        self,
-        argv: list[str],
-        name: str = "pyinit",  # log prefix: pyinit, tini or dumb-init
-        isolation: Isolation = "new-session",
-        forward_to_group: bool = True,
-        rewrite: Mapping[int, int] | None = None,  # 0 drops the signal
-        remap_exit: frozenset[int] = frozenset(),
-        # After CMD exits: None exits at once (tini, dumb-init); a number stops
-        # every process left, waiting that many seconds before SIGKILL.
-        grace: float | None = 5.0,
-        term_group_on_exit: bool = False,  # dumb-init: SIGTERM the group as CMD exits
-        suspend_on_job_control: bool = True,  # dumb-init: stop ourselves on TSTP/TTIN/TTOU
-        ignored_signals: frozenset[int] = frozenset(),  # tini ignores TTIN and TTOU
-        # pyinit: SIGPIPE that pyinit's own write to a closed stderr raised is not
-        # the user's; one sent with kill is forwarded like any other.
-        drop_own_sigpipe: bool = False,
-        # tini: CMD starts with the signal mask and ignored signals we started
-        # with; otherwise with an empty mask and every disposition default.
-        inherit_signal_state: bool = False,
-        subreaper: bool = True,
-        warn_not_reaper: bool = False,  # tini warns when it cannot reap orphans
-        warn_on_reap: bool = False,  # tini -w
-        parent_death_signal: int | None = None,
-        verbosity: int = 0,
-        # The exit code when CMD cannot be started; None: 127/126 as a shell would.
-        exec_failure_code: Callable[[SpawnError], int] | None = None,
-    ) -> None:
-        self.argv = argv
-        self.name = name
-        self.isolation: Isolation = isolation
-        self.forward_to_group = forward_to_group
-        self.rewrite: Mapping[int, int] = rewrite or {}
-        self.remap_exit = remap_exit
-        self.grace = grace
-        self.term_group_on_exit = term_group_on_exit
-        self.suspend_on_job_control = suspend_on_job_control
-        self.ignored_signals = ignored_signals
-        self.drop_own_sigpipe = drop_own_sigpipe
-        self.inherit_signal_state = inherit_signal_state
-        self.subreaper = subreaper
-        self.warn_not_reaper = warn_not_reaper
-        self.warn_on_reap = warn_on_reap
-        self.parent_death_signal = parent_death_signal
-        self.verbosity = verbosity
-        self.exec_failure_code = exec_failure_code
+# Orphan storms: a SIGCHLD within STORM_GAP of the last one is left pending for
+# HOLD seconds (other signals are still taken at once), so one wake-up reaps many.
+STORM_GAP = 0.05
+HOLD = 0.02
 
 
-def _inherited_signal_state() -> tuple[frozenset[int], frozenset[int]]:
-    """The signal mask and ignored signals pyinit was started with, for tini's
-    CMD. Python ignores SIGPIPE and SIGXFSZ before any of our code runs, so
-    whether they were ignored before is unknowable: they are left out (default)."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    mask = frozenset(int(s) for s in blocked if s in signal.valid_signals())
-    python_ignores = {signal.SIGPIPE, signal.SIGXFSZ}
-    ignored = frozenset(
-        s
-        for s in waitable_signals()
-        if s not in python_ignores and signal.getsignal(s) == signal.SIG_IGN
-    )
-    return mask, ignored
-
-
-class Tracer:
-    """One line per event on stderr, prefixed with the personality's name."""
-
-    def __init__(self, name: str, verbosity: int) -> None:
-        self.name = name
-        self.verbosity = verbosity
-
-    def __call__(self, message: str, level: int = 1) -> None:
-        if level <= self.verbosity:
-            try:
-                sys.stderr.write(f"{self.name}: {message}\n")
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass  # a closed stderr must not take PID 1 down
-
-
-class Wrapper:
+class Wrapper(EndingMixin):
     def __init__(self, options: WrapperOptions) -> None:
         self.opts = options
         self.trace = Tracer(options.name, options.verbosity)
@@ -161,29 +57,16 @@ class Wrapper:
     # -- set-up ------------------------------------------------------------
     def _prepare(self) -> None:
         opts = self.opts
-        if os.getpid() != 1:
-            if opts.subreaper:
-                try:
-                    become_subreaper()
-                    self.trace("registered as child subreaper", 2)
-                except OSError as exc:
-                    self.trace(f"cannot become a child subreaper: {exc}", 0)
-            elif opts.warn_not_reaper:
-                self.trace(
-                    "warning: not PID 1 and not a child subreaper, so orphans of the "
-                    "command will not be reaped here; use -s or TINI_SUBREAPER",
-                    0,
-                )
-        if opts.parent_death_signal:
-            prctl(PR_SET_PDEATHSIG, opts.parent_death_signal)
+        prepare_process(opts, self.trace)
         if opts.inherit_signal_state:
-            self._inherited = _inherited_signal_state()
+            self._inherited = inherited_signal_state()
         for signum in opts.ignored_signals:
             signal.signal(signum, signal.SIG_IGN)
         # The faults too: one sent with kill is forwarded; a genuine one still
         # kills pyinit (see SYNCHRONOUS_FAULTS).
         wanted = [s for s in waitable_signals() if s not in opts.ignored_signals]
         self.waiter = SignalWaiter(wanted)
+        self._others = tuple(s for s in self.waiter.signals if s != signal.SIGCHLD)
 
     def _release_tty(self) -> bool:
         if self.opts.isolation != "new-session":
@@ -233,14 +116,20 @@ class Wrapper:
     # -- the loop: signals and a few deadlines -----------------------------------
     def _loop(self) -> None:
         # The hot path: with no timer armed (always, until CMD exits), one pass
-        # per signal taken, and in an orphan storm that is one SIGCHLD per orphan.
-        # Reaping CPU is a benchmark target (bench/README.md), so the pass is
-        # written for speed: locals instead of attribute lookups, SIGCHLD sent
-        # straight to _reap, and a try block (free in 3.11) instead of _guarded.
+        # per signal taken. Reaping CPU and forwarding latency are benchmark
+        # targets (bench/README.md), so the pass is written for speed: locals
+        # instead of attribute lookups, SIGCHLD sent straight to _reap, a signal
+        # that needs no special care killed straight away, and a try block (free
+        # in 3.11) instead of _guarded.
         wait = signal.sigwaitinfo
         signals = self.waiter.signals
         sigchld = signal.SIGCHLD
         reap = self._reap
+        clock = time.monotonic
+        last_reap = -STORM_GAP
+        plain = self._plain_signals()
+        target = self._target()
+        kill = os.kill
         self._running = True
         while self._running:
             if self._timers:
@@ -248,12 +137,45 @@ class Wrapper:
                 continue
             info = wait(signals)
             try:
-                if info.si_signo == sigchld:
+                signum = info.si_signo
+                if signum in plain and self.child_status is None:
+                    try:
+                        kill(target, signum)
+                    except ProcessLookupError:
+                        self._forward(signum)  # which says so
+                elif signum == sigchld:
                     reap()
+                    now = clock()
+                    if now - last_reap < STORM_GAP and self.child_status is None:
+                        self._hold()
+                    last_reap = now
                 else:
                     self._on_signal(info)
             except Exception:
                 self._internal_error()
+
+    def _plain_signals(self) -> frozenset[int]:
+        """Signals forwarded as they are with nothing to trace or decide: the loop
+        sends these itself (a gone CMD raises, and _on_signal then says so)."""
+        if self.verbose:
+            return frozenset()
+        special = SYNCHRONOUS_FAULTS | JOB_CONTROL_STOPS | {signal.SIGCHLD, signal.SIGPIPE}
+        return frozenset(self.waiter.signals) - special - set(self.opts.rewrite)
+
+    def _hold(self) -> None:
+        """In an orphan storm, let SIGCHLDs pile up for HOLD seconds, taking every
+        other signal at once meanwhile: one wake-up then reaps many orphans, where
+        each would otherwise cost a wake-up of its own."""
+        others = self._others
+        deadline = time.monotonic() + HOLD
+        while self._running and self.child_status is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            info = signal.sigtimedwait(others, left)
+            if info is None:
+                return
+            self._guarded(self._on_signal, info)
 
     def _timed_pass(self) -> None:
         """Wait for a signal until the next deadline, then run what is due."""
@@ -384,50 +306,3 @@ class Wrapper:
             self._child_exited(none_left)
         elif none_left:
             self._finish()
-
-    def _child_exited(self, none_left: bool) -> None:
-        assert self.child_status is not None and self.child_pid is not None
-        code = self.child_status.shell_code
-        if code in self.opts.remap_exit:
-            self.trace(f"exit status {code} remapped to 0")
-            code = 0
-        self.exit_code = code
-        if self.opts.term_group_on_exit and self.opts.isolation != "inherit":
-            sent = self.opts.rewrite.get(signal.SIGTERM, signal.SIGTERM)
-            if sent:
-                try:
-                    os.kill(-self.child_pid, sent)
-                except ProcessLookupError:
-                    pass
-        if self.opts.grace is None or none_left:
-            self._finish()
-            return
-        self.draining = True
-        self._drain_started = time.monotonic()
-        count = proctree.signal_descendants(signal.SIGTERM)
-        self.trace(
-            f"{count} process(es) left; sent SIGTERM, SIGKILL in {self.opts.grace:g}s "
-            "if still running"
-        )
-        self._call_later(self.opts.grace, self._kill_remaining)
-
-    def _kill_remaining(self) -> None:
-        if self._killing or not self._running:
-            return
-        self._killing = True
-        count = proctree.signal_descendants(signal.SIGKILL)
-        self.trace(f"sent SIGKILL to {count} process(es) still running")
-        # SIGKILL cannot be refused, but a process in uninterruptible sleep may take
-        # its time; do not hold the container hostage for it.
-        self._call_later(KILL_WAIT_LIMIT, self._give_up)
-
-    def _give_up(self) -> None:
-        self.trace(f"processes still present {KILL_WAIT_LIMIT:g}s after SIGKILL; exiting anyway", 0)
-        self._finish()
-
-    def _finish(self) -> None:
-        if self.draining:
-            took = time.monotonic() - self._drain_started
-            self.trace(f"all processes gone after {took:.2f}s")
-        self.trace(f"exiting with status {self.exit_code}")
-        self._running = False
