@@ -32,7 +32,7 @@ Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit reload                    re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
        pyinit logs [NAME...] [-f] [-n N] (pyinit status --help: more on these)
-       pyinit top [--interval DURATION] a live view of the services (pyinit[tui])
+       pyinit top [--interval DURATION] a live view of the services (extra: tui)
        pyinit rehearse [OPTIONS] -- COMMAND   rehearse a `docker stop` of COMMAND
 
 Run COMMAND as PID 1: reap every zombie, forward signals to COMMAND's process

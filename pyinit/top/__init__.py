@@ -1,5 +1,5 @@
 """``pyinit top``: a live view of a running pyinit's services, in the client's
-terminal (never in PID 1). Textual is an optional extra: ``pyinit[tui]``.
+terminal (never in PID 1). Textual is an optional extra: ``tui``.
 
 This module imports neither Textual nor the app until the checks pass, so a
 missing extra or a missing terminal costs one line, not a traceback.
@@ -23,9 +23,9 @@ A live table of a running pyinit's services (state, ready, health, restarts,
 uptime, CPU%, MEM, last exit) and the log of the selected one. Refreshes every
 DURATION (default 1s). Keys: arrows select, r restart, s start, x stop (asks
 first), k signal, / filter, q quit. Needs a terminal and the optional extra:
-pip install 'pyinit[tui]'. Honours NO_COLOR.
+pip install '.[tui]' from a checkout (the pyinit-supervisor[tui] extra). Honours NO_COLOR.
 """
-INSTALL_HINT = "pyinit top needs Textual: pip install 'pyinit[tui]'"
+INSTALL_HINT = "pyinit top needs Textual: pip install textual (in a checkout: pip install '.[tui]')"
 NO_TTY = "pyinit top: needs a terminal; use 'pyinit status' (or 'pyinit status --json')"
 
 

@@ -111,7 +111,7 @@ def test_missing_textual_says_how_to_install(tmp_path: Path, env: dict[str, str]
     )
     with top(env, PYTHONPATH=str(shim.parent)) as pane:
         screen = pane.wait_for(r"^EXIT=1")
-    assert "pyinit top needs Textual: pip install 'pyinit[tui]'" in screen
+    assert "pyinit top needs Textual: pip install textual" in screen
     assert "Traceback" not in screen
 
 
