@@ -160,3 +160,21 @@ def test_long_dependency_chain_and_cycle() -> None:
         load_config_text(loop, "s.yaml", {})
     assert len(info.value.problems) == 1
     assert f"dependency cycle: s0 -> s{n - 1} -> s{n - 2}" in str(info.value)
+
+
+def test_billion_laughs_is_a_short_list_of_problems() -> None:
+    """Anchors that would expand to 10**9 strings (nine levels of ten aliases each)
+    are rejected at the first level that is not a string, without expanding them:
+    a handful of problems, at once (a hostile file never costs PID 1 memory)."""
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"x-{name}: &{name} [" + ",".join([f"*{prev}"] * 10) + "]")
+    levels[0] = "x-" + levels[0]
+    text = "\n".join(levels) + "\nservices:\n  web:\n    command: *i\n"
+    started = time.process_time()
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "s.yaml", {})
+    assert time.process_time() - started < 5.0
+    problems = [str(p) for p in caught.value.problems]
+    assert 0 < len(problems) <= 20
+    assert any("services.web.command[0]: expected a string; got a list" in p for p in problems)
