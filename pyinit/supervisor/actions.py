@@ -267,15 +267,17 @@ class Operator:
             plan = plan_reload(self.config, new)
         self.log(f"reload: {plan.describe()}")
         # A stop can be withdrawn only while it waits for dependants to stop first.
+        table, unchanged = self.reload_table, set(plan.unchanged)
         signalled = {
             n
             for n, rt in self.services.items()
-            if rt.machine.stop_requested or not rt.machine.state.alive
+            if (n not in unchanged or table.pending(n))
+            and (rt.machine.stop_requested or not rt.machine.state.alive)
         }
         # An operator's stop or restart in progress is not the reload's to withdraw.
-        shared = {n for n in self.stop_set | self.restart_set if not self.reload_table.pending(n)}
+        shared = {n for n in self.stop_set | self.restart_set if not table.pending(n)}
         self.config = new
-        self._execute_reload(self.reload_table.reload(new.services, signalled, shared))
+        self._execute_reload(table.reload(new.services, signalled, shared, unchanged))
         self._reconcile()
         return [plan.describe()]
 

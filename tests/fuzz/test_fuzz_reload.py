@@ -46,6 +46,7 @@ class World:
     def __init__(self, file: dict[str, ServiceConfig]) -> None:
         self.table = ReloadTable(file)
         self.instances = {n: Instance(c) for n, c in file.items()}
+        self.last_file = dict(file)  # what the supervisor's plan compares with
 
     def execute(self, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -78,7 +79,13 @@ class World:
             for n, i in self.instances.items()
             if i.operator and i.phase == "asked" and not self.table.pending(n)
         }
-        self.execute(self.table.reload(file, signalled, shared))
+        # As the supervisor does: the plan's unchanged names (same definition as in
+        # the previous file) are passed on, so the table's fast path is explored too.
+        prev, self.last_file = self.last_file, dict(file)
+        unchanged = {
+            n for n, c in file.items() if n in prev and definition(prev[n]) == definition(c)
+        }
+        self.execute(self.table.reload(file, signalled, shared, unchanged))
 
     def finish(self, name: str) -> None:
         self.instances[name].phase = "down"
