@@ -39,14 +39,7 @@ MIN_LOG_SIZE = 1024  # bytes; smaller rotates on nearly every line
 def read_schedule(r: Reader, node: yaml.Node, key: str) -> Schedule | None:
     from pyinit.schedule import parse_schedule  # only for a config that has a schedule
 
-    text = r.text(node, key, "a cron expression or @every DURATION")
-    if text is None:
-        return None
-    try:
-        return parse_schedule(text)
-    except ValueError as exc:
-        r.add(node, key, str(exc))
-        return None
+    return r.parsed(node, key, "a cron expression or @every DURATION", parse_schedule)
 
 
 def read_concurrency(r: Reader, node: yaml.Node, key: str) -> str | None:
@@ -215,14 +208,7 @@ def parse_size(text: str) -> int:
 
 
 def read_size(r: Reader, node: yaml.Node, key: str) -> int | None:
-    text = r.text(node, key, "a size such as 10m")
-    if text is None:
-        return None
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        r.add(node, key, str(exc))
-        return None
+    return r.parsed(node, key, "a size such as 10m", parse_size)
 
 
 def _count(r: Reader, node: yaml.Node, key: str) -> int | None:

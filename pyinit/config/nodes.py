@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -24,6 +24,7 @@ from pyinit.durations import parse_duration
 
 Entries = Mapping[str, tuple[yaml.Node, yaml.Node]]  # key text -> (key node, value node)
 _E = TypeVar("_E", bound=Enum)
+_T = TypeVar("_T")
 
 
 def did_you_mean(value: str, options: tuple[str, ...] | list[str]) -> str:
@@ -232,6 +233,19 @@ class Reader:
             return parse_duration(scalar.value)
         except ValueError as e:
             self.add(node, key, str(e))
+            return None
+
+    def parsed(
+        self, node: yaml.Node, key: str, what: str, parse: Callable[[str], _T]
+    ) -> _T | None:
+        """A string turned into a value by ``parse``; its ValueError is the problem."""
+        text = self.text(node, key, what)
+        if text is None:
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            self.add(node, key, str(exc))
             return None
 
     def positive_duration(self, node: yaml.Node, key: str) -> float | None:
