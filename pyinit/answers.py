@@ -84,3 +84,11 @@ def stopped_verdict(
     ]
     failed = [f"no service named {n!r}" for n in names if n not in snapshot.services]
     return waiting, failed
+
+
+def gone_verdict(
+    snapshot: Snapshot, names: list[str], busy: set[str]
+) -> tuple[list[str], list[str]]:
+    """(still there, no errors) for a ``wait`` until ``names`` were removed (a
+    scale down): a removed service leaves the snapshot once it stopped."""
+    return [n for n in names if n in snapshot.services], []

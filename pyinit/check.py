@@ -109,12 +109,29 @@ def summary(config: Config) -> str:
         f"(shutdown_timeout {format_duration(settings.shutdown_timeout)}, "
         f"log_format {settings.log_format})"
     ]
-    width = max(len(name) for name in config.services)
-    for service in config.services.values():
-        lines.append(f"  {service.name:<{width}}  {_describe(service)}")
+    rows = _rows(config)
+    width = max(len(name) for name, _ in rows)
+    for name, service in rows:
+        lines.append(f"  {name:<{width}}  {_describe(service)}")
     tiers = " -> ".join("[" + ", ".join(tier) + "]" for tier in config.start_tiers())
     lines.append(f"start order: {tiers}")
     return "\n".join(lines) + "\n"
+
+
+def _rows(config: Config) -> list[tuple[str, ServiceConfig]]:
+    """One row a declared service: a scaled one as ``web x3`` (its declaration)."""
+    rows: list[tuple[str, ServiceConfig]] = []
+    for service in config.services.values():
+        if service.replica_of is None:
+            rows.append((service.name, service))
+        elif service.replica == 1:
+            rows.append(_scaled_row(config.scaled[service.replica_of]))
+    rows += [_scaled_row(d) for d in config.scaled.values() if not d.scale]
+    return rows
+
+
+def _scaled_row(declared: ServiceConfig) -> tuple[str, ServiceConfig]:
+    return f"{declared.name} x{declared.scale}", declared
 
 
 def _describe(service: ServiceConfig) -> str:

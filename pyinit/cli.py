@@ -289,7 +289,7 @@ def supervisor_main(
     selection: tuple[list[str], list[str]] = ([], []),
 ) -> int:
     from pyinit.config import ConfigError, load_config
-    from pyinit.config.profiles import unselected
+    from pyinit.config.profiles import unselected_in
     from pyinit.supervisor import Supervisor
 
     try:
@@ -312,10 +312,7 @@ def supervisor_main(
             f"services: pyinit -c FILE --only {names}\n"
         )
         return 2
-    shape = {
-        n: (s.profiles, tuple(d.name for d in s.depends_on)) for n, s in config.services.items()
-    }
-    skipped, problems = unselected(shape, *selection)
+    skipped, problems = unselected_in(config, *selection)
     if problems:
         sys.stderr.write("".join(f"pyinit: {p}\n" for p in problems))
         return 2
@@ -326,7 +323,7 @@ def supervisor_main(
 
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).
-CLIENT_COMMANDS = tuple("status start stop restart signal reload wait logs health".split())
+CLIENT_COMMANDS = tuple("status start stop restart signal scale reload wait logs health".split())
 SUBCOMMANDS = ("check", "rehearse", "top", *CLIENT_COMMANDS)
 
 

@@ -1,4 +1,4 @@
-"""The client commands: ``pyinit status|start|stop|restart|signal|reload|wait|logs|health``.
+"""The client commands: ``pyinit status|start|stop|restart|signal|scale|reload|wait|logs|health``.
 
 Each sends one request over the control socket of a running pyinit and prints
 the answer. These run in an ordinary process (an operator's shell, a probe), so
@@ -34,6 +34,8 @@ Usage: pyinit status [--json]              the services: state, pid, uptime, CPU
                                             start brings back what a stop took
                                             down) and wait until done (60s)
        pyinit signal SIG NAME...            send SIG to each service's process group
+       pyinit scale NAME COUNT [--timeout DURATION] [--no-wait]
+                                            run COUNT instances of scaled NAME
        pyinit reload                        re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
                                             exit 0 once all are ready (default 60s)
@@ -91,6 +93,7 @@ ALLOWED = {
     "start": {"timeout", "no_wait"},
     "stop": {"timeout", "no_wait"},
     "restart": {"timeout", "no_wait"},
+    "scale": {"timeout", "no_wait"},
     "logs": {"lines", "follow", "since", "timestamps"},
 }
 
@@ -170,6 +173,14 @@ def _signal(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     return ClientCommand(request, names=operands[1:])
 
 
+def _scale(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
+    if len(operands) != 2 or not operands[1].isdigit():
+        raise UsageError("scale: expected NAME COUNT (e.g. pyinit scale web 3)")
+    wait = None if "no_wait" in flags else _timeout(cmd, flags)
+    request = {"cmd": cmd, "service": operands[0], "count": int(operands[1])}
+    return ClientCommand(request, names=operands[:1], wait=wait)
+
+
 def _logs(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
     raw = flags.get("lines")
     lines = DEFAULT_LOG_LINES
@@ -212,6 +223,7 @@ COMMANDS: dict[str, Callable[[str, Flags, list[str]], ClientCommand]] = {
     "stop": _named,
     "restart": _named,
     "signal": _signal,
+    "scale": _scale,
     "logs": _logs,
     "wait": _wait,
 }
@@ -271,6 +283,24 @@ def _show_done(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
     return await_done(cmd, done, parsed.wait)
 
 
+def _show_scale(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
+    started, stopped = answer.get("started", []), answer.get("stopped", [])
+    for verb, names in (("starting", started), ("stopping", stopped)):
+        if names:
+            sys.stdout.write(f"{verb}: {', '.join(names)}\n")
+    sys.stdout.flush()
+    if not answer.get("ok"):
+        return _errors(cmd, parsed, answer)
+    if parsed.wait is None:
+        return 0
+    from pyinit.clientwait import await_done
+
+    deadline = time.monotonic() + parsed.wait
+    code = await_done(cmd, started, parsed.wait, "ready") if started else 0
+    left = deadline - time.monotonic()
+    return code or (await_done(cmd, stopped, left, "gone") if stopped else 0)
+
+
 def _show_reload(cmd: str, parsed: ClientCommand, answer: Answer) -> int:
     ok = bool(answer.get("ok"))
     stream = sys.stdout if ok else sys.stderr
@@ -314,12 +344,13 @@ SHOW: dict[str, Callable[[str, ClientCommand, Answer], int]] = {
     "stop": _show_done,
     "restart": _show_done,
     "signal": _show_done,
+    "scale": _show_scale,
     "reload": _show_reload,
     "logs": _show_logs,
     "wait": _show_wait,
     "health": _show_health,
 }
-SHOWS_FAILURES = ("start", "stop", "restart", "signal", "reload")
+SHOWS_FAILURES = ("start", "stop", "restart", "signal", "scale", "reload")
 
 
 def show(cmd: str, parsed: ClientCommand, answer: Answer) -> int:

@@ -19,10 +19,10 @@ def _wait(names: list[str], until: str, timeout: float) -> dict[str, Any]:
     return send(request, max(0.0, timeout) + CONNECT_TIMEOUT)
 
 
-def await_done(cmd: str, names: list[str], timeout: float) -> int:
+def await_done(cmd: str, names: list[str], timeout: float, until: str = "") -> int:
     """Wait for ``names`` (what ``cmd`` acted on) to be ready, or stopped for a
-    stop; the exit status."""
-    until = "stopped" if cmd == "stop" else "ready"
+    stop, or ``until`` (ready, stopped, gone: removed); the exit status."""
+    until = until or ("stopped" if cmd == "stop" else "ready")
     deadline = time.monotonic() + timeout
     try:
         for i, name in enumerate(names):

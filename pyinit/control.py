@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 
-from pyinit.answers import answer_chunks, stopped_verdict, wait_verdict
+from pyinit.answers import answer_chunks, gone_verdict, stopped_verdict, wait_verdict
 from pyinit.follow import MAX_FOLLOWERS, Follower, Style, backlog
 from pyinit.loop import EventLoop
 from pyinit.netserve import Connection, Server
@@ -37,13 +36,12 @@ from pyinit.protocol import (
     MAX_REQUEST,
     Request,
     RequestError,
-    addressable,
     encode,
     error,
     parse_request,
     server_socket_path,
 )
-from pyinit.rundir import bind_unix
+from pyinit.rundir import bind_socket
 from pyinit.snapshot import Snapshot
 from pyinit.status import verdict
 from pyinit.targets import expand
@@ -79,6 +77,8 @@ class Operator(Protocol):
 
     def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]: ...
 
+    def scale_service(self, name: str, count: int) -> tuple[list[str], list[str], list[str]]: ...
+
     def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None: ...
 
     def busy(self) -> set[str]:
@@ -98,22 +98,6 @@ class Operator(Protocol):
     def add_change_hook(self, hook: Callable[[], None]) -> None: ...
 
     def remove_change_hook(self, hook: Callable[[], None]) -> None: ...
-
-
-def bind_socket(sock: socket.socket, path: str) -> None:
-    """Bind ``sock`` at ``path``, mode 0600 from the first moment; a stale socket
-    left there by an earlier pyinit in this container is replaced."""
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    address, dir_fd = addressable(path)
-    try:
-        bind_unix(sock, address, path, 0o600)
-    finally:
-        if dir_fd is not None:
-            os.close(dir_fd)
 
 
 class _Client(Connection):
@@ -160,6 +144,7 @@ class ControlServer(Server[_Client]):
             "reload": self._reload,
             "logs": self._logs,
             "wait": self._wait,
+            "scale": self._scale,
         }
         self.followers: list[Follower] = []
         super().__init__(operator.loop, sock, operator.log)
@@ -283,7 +268,8 @@ class ControlServer(Server[_Client]):
 
     def _targets(self, patterns: list[str]) -> list[str]:
         """Names, globs and ``all`` -> names; a pattern matching nothing is refused."""
-        names, errors = expand(patterns, list(self.op.snapshot().services))
+        snapshot = self.op.snapshot()
+        names, errors = expand(patterns, list(snapshot.services), snapshot.groups())
         if errors:
             raise RequestError("; ".join(errors))
         return names
@@ -301,6 +287,10 @@ class ControlServer(Server[_Client]):
             }[req.cmd]
             done, errors = act(req.services)
         return {"ok": not errors, "done": done, "errors": errors}
+
+    def _scale(self, conn: _Client, req: Request) -> Answer:
+        started, stopped, errors = self.op.scale_service(req.services[0], req.count)
+        return {"ok": not errors, "started": started, "stopped": stopped, "errors": errors}
 
     def _reload(self, conn: _Client, req: Request) -> None:
         # Answered when the load (in a child process) is over.
@@ -357,7 +347,7 @@ class ControlServer(Server[_Client]):
         self._check_wait(conn, self.op.snapshot())
 
     def _verdict(self, req: Request, snapshot: Snapshot) -> tuple[list[str], list[str]]:
-        judge = stopped_verdict if req.until == "stopped" else wait_verdict
+        judge = {"stopped": stopped_verdict, "gone": gone_verdict}.get(req.until, wait_verdict)
         return judge(snapshot, req.services, self.op.busy())
 
     def _check_wait(self, conn: _Client, snapshot: Snapshot) -> None:

@@ -151,12 +151,30 @@ def render_metrics(snapshot: Snapshot, now: float, me: SelfUsage | None = None) 
     started.add({}, round(float(snapshot.started), 3))
     families = [up, ready, healthy, restarts, last_exit, start_time, state]
     families += _usage_families(snapshot)
+    families += _replica_families(snapshot)
     families += extra.families()
     families += [orphans, forwarded, started, *_process_families(me)]
     lines: list[str] = []
     for family in families:
         lines += family.render()
     return "\n".join(lines) + "\n"
+
+
+def _replica_families(snapshot: Snapshot) -> list[_Family]:
+    """Scaled services: the count asked for, and how many instances are alive
+    (each instance's own series carry service="NAME.i")."""
+    if not snapshot.scaled:
+        return []
+    wanted = _Family("pyinit_service_replicas", "gauge", "Instances a scaled service should run.")
+    alive = _Family(
+        "pyinit_service_replicas_running", "gauge", "Instances of a scaled service alive now."
+    )
+    groups = snapshot.groups()
+    for name, count in snapshot.scaled.items():
+        wanted.add({"service": name}, count)
+        members = groups.get(name, [])
+        alive.add({"service": name}, sum(snapshot.services[m].state.alive for m in members))
+    return [wanted, alive]
 
 
 def _usage_families(snapshot: Snapshot) -> list[_Family]:

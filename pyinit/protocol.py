@@ -39,16 +39,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from pyinit.rundir import addressable
+
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024  # bytes, newline included
 DEFAULT_LOG_LINES = 100
 DEFAULT_WAIT_TIMEOUT = 60.0
 MAX_WAIT_TIMEOUT = 7 * 24 * 3600.0
 MAX_ANSWER = 64 * 1024 * 1024  # an answer line longer than this is not one
-_SUN_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 RUNTIME_DIRS = ("/run/pyinit", "/tmp/pyinit-{uid}", "/tmp/pyinit-0")  # as rundir.choose tries
 
-COMMANDS = ("status", "start", "stop", "restart", "signal", "reload", "logs", "health", "wait")
+COMMANDS = (
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "signal",
+    "reload",
+    "logs",
+    "health",
+    "wait",
+    "scale",
+)
 
 
 class RequestError(ValueError):
@@ -65,7 +77,9 @@ class Request:
     follow: bool = False  # logs: keep the connection and send new lines as they come
     since: float = 0.0  # logs: only lines that arrived at or after this (Unix time)
     timestamps: bool = False  # logs: each line after its arrival time (RFC 3339)
-    until: str = "ready"  # wait: "ready", or "stopped" (no process left, none coming)
+    # wait: "ready", "stopped" (no process left, none coming) or "gone" (removed)
+    until: str = "ready"
+    count: int = 0  # scale: how many instances
 
 
 # -- requests ------------------------------------------------------------------------
@@ -137,11 +151,21 @@ def _wait(cmd: str, obj: dict[str, Any]) -> Request:
         raise RequestError('"timeout" must be a number of seconds >= 0')
     services = _services(obj, required=True)
     until = obj.get("until", "ready")
-    if until not in ("ready", "stopped"):
-        raise RequestError('"until" must be "ready" or "stopped"')
+    if until not in ("ready", "stopped", "gone"):
+        raise RequestError('"until" must be "ready", "stopped" or "gone"')
     return Request(
         cmd, services=services, timeout=min(float(timeout), MAX_WAIT_TIMEOUT), until=until
     )
+
+
+def _scale(cmd: str, obj: dict[str, Any]) -> Request:
+    name = obj.get("service")
+    if not isinstance(name, str) or not name:
+        raise RequestError('"service" must be the name of a scaled service')
+    count = obj.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise RequestError('"count" must be a whole number >= 0')
+    return Request(cmd, services=[name], count=count)
 
 
 _PARSERS: dict[str, Callable[[str, dict[str, Any]], Request]] = {
@@ -154,6 +178,7 @@ _PARSERS: dict[str, Callable[[str, dict[str, Any]], Request]] = {
     "signal": _signal,
     "logs": _logs,
     "wait": _wait,
+    "scale": _scale,
 }
 
 
@@ -215,19 +240,6 @@ def client_socket_path() -> str:
         if os.path.exists(path):
             return path
     return candidates[0]
-
-
-def addressable(path: str) -> tuple[str, int | None]:
-    """A name bind/connect accept for ``path`` and an fd to close after.
-
-    sun_path holds 107 bytes; a longer path (deep test or CI directories) is
-    reached through /proc/self/fd/N of its directory, which the kernel resolves.
-    """
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        return path, None
-    directory, name = os.path.split(os.path.abspath(path))
-    fd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{fd}/{name}", fd
 
 
 # -- the client's end of one exchange -----------------------------------------------

@@ -142,3 +142,35 @@ def bind_unix(sock: socket.socket, address: str, path: str, mode: int) -> None:
             os.chmod(f"/proc/self/fd/{fd}", mode)  # O_PATH fds take no fchmod
     finally:
         os.close(fd)
+
+
+_SUN_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
+
+
+def addressable(path: str) -> tuple[str, int | None]:
+    """A name bind/connect accept for ``path`` and an fd to close after.
+
+    sun_path holds 107 bytes; a longer path (deep test or CI directories) is
+    reached through /proc/self/fd/N of its directory, which the kernel resolves.
+    """
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        return path, None
+    directory, name = os.path.split(os.path.abspath(path))
+    fd = os.open(directory or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}", fd
+
+
+def bind_socket(sock: socket.socket, path: str) -> None:
+    """Bind ``sock`` at ``path``, mode 0600 from the first moment; a stale socket
+    left there by an earlier pyinit in this container is replaced."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    address, dir_fd = addressable(path)
+    try:
+        bind_unix(sock, address, path, 0o600)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)

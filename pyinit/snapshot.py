@@ -183,6 +183,7 @@ class ServiceSnapshot:
     job: JobSnapshot | None = None  # a scheduled job
     log_file: LogFileSnapshot | None = None  # logging to a file
     optional: bool = False  # never makes /readyz or `pyinit health` fail
+    replica_of: str | None = None  # an instance (NAME.i) of this scaled service
 
     @property
     def oneshot(self) -> bool:
@@ -209,6 +210,8 @@ class ServiceSnapshot:
             doc["log_file"] = self.log_file.to_json()
         if self.optional:  # only when set: the documents of before stay byte for byte
             doc["optional"] = True
+        if self.replica_of is not None:
+            doc["replica_of"] = self.replica_of
         return doc
 
     def _usage_json(self) -> dict[str, Any]:
@@ -253,6 +256,7 @@ class ServiceSnapshot:
                 else None
             ),
             optional=_field(obj, "optional", (bool,), False),
+            replica_of=_field(obj, "replica_of", (str,), None),
         )
 
 
@@ -266,9 +270,11 @@ class Snapshot:
     orphans_reaped: int = 0
     signals_forwarded: int = 0
     services: Mapping[str, ServiceSnapshot] = field(default_factory=dict)
+    # Scaled services: the count each runs (its instances are in ``services``).
+    scaled: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "pid": self.pid,
             "stopping": self.stopping,
             "started": self.started,
@@ -276,6 +282,17 @@ class Snapshot:
             "signals_forwarded": self.signals_forwarded,
             "services": {name: svc.to_json() for name, svc in self.services.items()},
         }
+        if self.scaled:  # only then: the documents of before stay byte for byte
+            doc["scaled"] = dict(self.scaled)
+        return doc
+
+    def groups(self) -> dict[str, list[str]]:
+        """Each scaled service -> its instances (config order; none at scale 0)."""
+        found: dict[str, list[str]] = {name: [] for name in self.scaled}
+        for name, svc in self.services.items():
+            if svc.replica_of is not None:
+                found.setdefault(svc.replica_of, []).append(name)
+        return found
 
     def stable_json(self) -> dict[str, Any]:
         """to_json() without what changes by itself (uptimes): equal for two
@@ -292,6 +309,9 @@ class Snapshot:
         if not isinstance(obj, Mapping):
             raise SnapshotError(f"a snapshot must be a JSON object, got {type(obj).__name__}")
         services = _field(obj, "services", (dict,), {})
+        scaled = _field(obj, "scaled", (dict,), {})
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in scaled.values()):
+            raise SnapshotError(f"'scaled': expected counts, got {scaled!r}")
         return cls(
             pid=_field(obj, "pid", (int,), None),
             stopping=_field(obj, "stopping", (bool,), False),
@@ -299,4 +319,5 @@ class Snapshot:
             orphans_reaped=_field(obj, "orphans_reaped", (int,), 0),
             signals_forwarded=_field(obj, "signals_forwarded", (int,), 0),
             services={str(n): ServiceSnapshot.from_json(s) for n, s in services.items()},
+            scaled={str(n): int(v) for n, v in scaled.items()},
         )

@@ -62,7 +62,19 @@ def format_status(snapshot: Snapshot) -> str:
                 str(svc.last_exit) if svc.last_exit is not None else "-",
             ]
         )
-    return _table(rows) + format_jobs(snapshot)
+    return _table(rows) + format_scaled(snapshot) + format_jobs(snapshot)
+
+
+def format_scaled(snapshot: Snapshot) -> str:
+    """Scaled services under the table: how many of how many instances run."""
+    if not snapshot.scaled:
+        return ""
+    groups = snapshot.groups()
+    parts = []
+    for name, count in snapshot.scaled.items():
+        alive = sum(snapshot.services[m].state.alive for m in groups.get(name, []))
+        parts.append(f"{name} {alive}/{count} running")
+    return "\nscaled: " + ", ".join(parts) + "\n"
 
 
 def _table(rows: list[list[str]]) -> str:

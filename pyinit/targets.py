@@ -7,6 +7,7 @@ so a typo never silently does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
 ALL = "all"
@@ -17,14 +18,20 @@ def is_pattern(text: str) -> bool:
     return text == ALL or any(c in _GLOB for c in text)
 
 
-def expand(patterns: list[str], names: list[str]) -> tuple[list[str], list[str]]:
+def expand(
+    patterns: list[str], names: list[str], groups: Mapping[str, list[str]] | None = None
+) -> tuple[list[str], list[str]]:
     """(service names, in ``patterns`` order then config order; errors).
 
-    A plain name is kept as given even when unknown (the command's own answer
-    names it, as before); a glob or ``all`` matching nothing is an error."""
+    A scaled service's name (a key of ``groups``) means its instances. A plain
+    name is kept as given even when unknown (the command's own answer names it,
+    as before); a glob or ``all`` matching nothing is an error."""
     chosen: dict[str, None] = {}
     errors: list[str] = []
     for pattern in patterns:
+        if groups is not None and pattern in groups:
+            chosen.update(dict.fromkeys(groups[pattern]))
+            continue
         if not is_pattern(pattern) or pattern in names:
             chosen[pattern] = None
             continue

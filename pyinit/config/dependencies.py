@@ -11,6 +11,7 @@ from pyinit.config.extras import scheduled_dependency
 from pyinit.config.graph import find_cycles
 from pyinit.config.model import Condition, Dependency, Problem, ServiceType
 from pyinit.config.nodes import Reader, enum_member, enum_values
+from pyinit.config.replicas import split_instance
 from pyinit.config.yamltree import line
 
 
@@ -77,7 +78,7 @@ def check_dependencies(path: str, drafts: list[Draft]) -> list[Problem]:
             if dep.name == draft.name:
                 problems.append(Problem(path, at, key, "a service cannot depend on itself"))
             elif target is None:
-                problems.append(Problem(path, at, key, f"no service named {dep.name!r}"))
+                problems.append(Problem(path, at, key, _missing(dep.name, by_name)))
             else:
                 graph[draft.name].append(dep.name)
                 problems += (Problem(path, at, key, m) for m in _unmet(dep, target))
@@ -95,6 +96,17 @@ def check_dependencies(path: str, drafts: list[Draft]) -> list[Problem]:
             )
         )
     return problems
+
+
+def _missing(name: str, by_name: dict[str, Draft]) -> str:
+    parts = split_instance(name)
+    owner = by_name.get(parts[0]) if parts is not None else None
+    if owner is not None and owner.fields.get("scale") is not None:
+        return (
+            f"{name!r} is one instance of the scaled service {owner.name!r}; depend on "
+            f"{owner.name!r} (it waits for every instance)"
+        )
+    return f"no service named {name!r}"
 
 
 def _unmet(dep: Dependency, target: Draft) -> list[str]:

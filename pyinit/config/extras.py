@@ -1,7 +1,8 @@
-"""Readers of the service keys of scheduled jobs, file watching and log files.
+"""Readers of the service keys of scheduled jobs, file watching, log files, replicas.
 
-``schedule`` / ``concurrency``, ``develop: {watch: [...]}`` (Compose's shape) and
-``logging: {driver: file, options: {...}}`` (Compose's json-file option names).
+``schedule`` / ``concurrency``, ``develop: {watch: [...]}`` (Compose's shape),
+``logging: {driver: file, options: {...}}`` (Compose's json-file option names) and
+``scale`` / ``deploy: {replicas: N}`` (Compose's two spellings of a count).
 Each reader reports problems through the config loader (``file:line: key:
 message``) and returns None after reporting one. Checks that need two keys of a
 service (a schedule on a longrun) live in ``check_service``.
@@ -18,6 +19,7 @@ import yaml
 
 from pyinit.config.model import LogFileOptions
 from pyinit.config.nodes import Entries, Reader
+from pyinit.config.replicas import MAX_SCALE
 
 if TYPE_CHECKING:
     from pyinit.schedule import Schedule
@@ -33,6 +35,17 @@ _OTHER_ACTIONS = ("sync", "rebuild", "sync+restart", "sync+exec")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\Z", re.IGNORECASE)
 _MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_LOG_SIZE = 1024  # bytes; smaller rotates on nearly every line
+# Compose's other deploy keys, each with what pyinit offers instead.
+_DEPLOY_ELSEWHERE = {
+    "restart_policy": "use restart and backoff",
+    "resources": "use ulimits",
+    "mode": "every service is one process or scale: N of them",
+    "placement": "pyinit runs on one host",
+    "update_config": "a reload replaces changed services",
+    "rollback_config": "a reload replaces changed services",
+    "endpoint_mode": "pyinit has no networking of its own",
+    "labels": "pyinit has no labels",
+}
 
 
 # -- schedule ---------------------------------------------------------------------
@@ -53,6 +66,32 @@ def read_concurrency(r: Reader, node: yaml.Node, key: str) -> str | None:
         )
         return None
     return r.choice(node, key, CONCURRENCY) if text is not None else None
+
+
+# -- scale / deploy.replicas ------------------------------------------------------------
+def read_scale(r: Reader, node: yaml.Node, key: str) -> int | None:
+    what = f"a whole number of instances from 0 to {MAX_SCALE}"
+    return r.whole_number(node, key, 0, MAX_SCALE, what)
+
+
+def read_deploy(r: Reader, node: yaml.Node, key: str) -> int | None:
+    """Compose's ``deploy: {replicas: N}``: the count; its other keys say what to use."""
+    entries = r.mapping(node, key, "a mapping such as {replicas: 3}")
+    if entries is None:
+        return None
+    for name, (knode, _vnode) in entries.items():
+        if name in _DEPLOY_ELSEWHERE:
+            r.add(
+                knode,
+                f"{key}.{name}",
+                f"pyinit reads only deploy.replicas; {_DEPLOY_ELSEWHERE[name]}",
+            )
+    r.check_keys(
+        {k: v for k, v in entries.items() if k not in _DEPLOY_ELSEWHERE}, ("replicas",), key
+    )
+    if "replicas" not in entries:
+        return None
+    return read_scale(r, entries["replicas"][1], f"{key}.replicas")
 
 
 # -- develop.watch ----------------------------------------------------------------------
@@ -228,8 +267,19 @@ def check_service(
     entries: Entries,
 ) -> None:
     """What one key of a service says about another: schedule and concurrency are
-    for oneshots, develop.watch for longruns."""
+    for oneshots, develop.watch and scale for longruns."""
     oneshot = getattr(fields.get("type"), "value", "longrun") == "oneshot"
+    if "scale" in entries and "deploy" in entries:
+        r.add(
+            entries["deploy"][1], f"{key}.deploy.replicas", "scale is set too; keep one of the two"
+        )
+    counted = "scale" if "scale" in entries else "deploy" if "deploy" in entries else None
+    if counted is not None and oneshot:
+        r.add(
+            entries[counted][1],
+            f"{key}.{counted}",
+            "replicas are for a longrun; a oneshot runs once (give it a schedule to repeat it)",
+        )
     if "schedule" in entries and not oneshot:
         r.add(
             entries["schedule"][1],

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 # so a shell snippet such as `echo $1` fails loudly instead of being half-expanded.
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+# Set by pyinit in each instance of a scaled service as it starts: in the file they
+# would expand to nothing, so a bare one is a mistake (write $$ for the shell's).
+_PER_INSTANCE = ("PYINIT_SERVICE", "PYINIT_REPLICA")
 
 
 class InterpolationError(ValueError):
@@ -56,9 +59,19 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
                     f"invalid interpolation at {text[dollar : dollar + 8]!r}: '$' must be "
                     "followed by a name or '{'; write '$$' for a literal '$'"
                 )
-            out.append(environ.get(match.group(), ""))
+            out.append(_lookup(match.group(), environ))
             i = match.end()
     return "".join(out)
+
+
+def _lookup(name: str, environ: Mapping[str, str]) -> str:
+    if name in _PER_INSTANCE and name not in environ:
+        raise InterpolationError(
+            f"${name} is set in each instance's environment when it starts, not when "
+            f"the file is read; write $${name} to leave it to the shell (sh -c '...')",
+            quotes_text=False,
+        )
+    return environ.get(name, "")
 
 
 def _closing_brace(text: str, start: int) -> int:
@@ -86,7 +99,7 @@ def _expand(body: str, environ: Mapping[str, str]) -> str:
     rest = body[match.end() :]
     value = environ.get(name)
     if not rest:
-        return value or ""
+        return _lookup(name, environ)
     op = next((o for o in _OPERATORS if rest.startswith(o)), None)
     if op is None:
         raise InterpolationError(

@@ -15,6 +15,7 @@ from pyinit.config.dotenv import with_dotenv
 from pyinit.config.merge import compose_all, split
 from pyinit.config.model import Config, ConfigError, Problem, ServiceConfig, Settings
 from pyinit.config.nodes import Reader, is_null
+from pyinit.config.replicas import expand, name_problems
 from pyinit.config.services import read_service
 from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 
@@ -99,10 +100,14 @@ def _top(r: Reader, root: yaml.Node, ids: tuple[int, int]) -> Config | None:
     if "services" not in entries:
         r.add(root, "services", "required key missing")
         return None
-    services = _services(r, *entries["services"], ids)
-    if services is None:
+    declared = _services(r, *entries["services"], ids)
+    if declared is None:
         return None
-    return Config(path=r.path, services=services, settings=settings)
+    r.problems += name_problems(r.path, declared)
+    if r.problems:
+        return None
+    services, scaled = expand(declared)
+    return Config(path=r.path, services=services, settings=settings, scaled=scaled)
 
 
 def _services(

@@ -170,6 +170,12 @@ class ServiceConfig:
     concurrency: Literal["forbid", "replace"] = "forbid"
     watch: tuple[WatchSpec, ...] = ()
     log_file: LogFileOptions | None = None
+    # Replicas (pyinit/config/replicas.py): ``scale`` is the count a scaled service
+    # declares; each of its instances NAME.i is a service of its own with
+    # ``replica_of`` NAME and ``replica`` i (1-based), and ``scale`` None.
+    scale: int | None = None
+    replica_of: str | None = None
+    replica: int = 0
     line: int = 0  # where the service is declared, for messages
 
 
@@ -184,14 +190,29 @@ class Settings:
 @dataclass(frozen=True)
 class Config:
     path: str
-    services: Mapping[str, ServiceConfig]  # in file order
+    services: Mapping[str, ServiceConfig]  # in file order; a scaled one as its instances
     settings: Settings = Settings()
+    # Scaled services as declared (``scale`` set), by name, in file order: a
+    # ``depends_on`` naming one means every instance, and ``pyinit scale`` starts
+    # from the declaration.
+    scaled: Mapping[str, ServiceConfig] = field(default_factory=dict)
+
+    def members(self, name: str) -> tuple[str, ...]:
+        """The services ``name`` stands for: a scaled service's instances (none at
+        scale 0), else the name itself."""
+        declared = self.scaled.get(name)
+        if declared is None:
+            return (name,)
+        return tuple(f"{name}.{i}" for i in range(1, (declared.scale or 0) + 1))
 
     def start_tiers(self) -> list[list[str]]:
         """Services grouped by dependency depth: tier 0 has no dependencies, tier n
         depends only on earlier tiers. Assumes a validated (acyclic) config."""
         return start_tiers(
-            {name: [d.name for d in s.depends_on] for name, s in self.services.items()}
+            {
+                name: [m for d in s.depends_on for m in self.members(d.name)]
+                for name, s in self.services.items()
+            }
         )
 
 

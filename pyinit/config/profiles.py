@@ -13,6 +13,7 @@ import re
 
 import yaml
 
+from pyinit.config.model import Config
 from pyinit.config.nodes import Reader
 
 _PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -78,3 +79,15 @@ def unselected(
             chosen.add(name)
             todo.extend(d for d in services[name][1] if d in services)
     return set(services) - chosen, problems
+
+
+def unselected_in(config: Config, active: list[str], only: list[str]) -> tuple[set[str], list[str]]:
+    """``unselected`` for a loaded config, where a scaled service's name (in
+    ``depends_on`` or ``--only``) means its instances."""
+    each = config.members
+    shape = {
+        n: (s.profiles, tuple(m for d in s.depends_on for m in each(d.name)))
+        for n, s in config.services.items()
+    }
+    # only a scale-0 service named: say there is nothing of it to run
+    return unselected(shape, active, [m for n in only for m in each(n)] or only)

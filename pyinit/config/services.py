@@ -14,8 +14,10 @@ from pyinit.config.environment import env_files, environment
 from pyinit.config.extras import (
     check_service,
     read_concurrency,
+    read_deploy,
     read_develop,
     read_logging,
+    read_scale,
     read_schedule,
 )
 from pyinit.config.hardening import ulimits, umask, user, user_switch_problem
@@ -51,6 +53,8 @@ SERVICE_KEYS = (
     "schedule",
     "concurrency",
     "develop",
+    "scale",
+    "deploy",
 )
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter", "reset_after")
 START_LIMIT_KEYS = ("burst", "interval")
@@ -135,6 +139,11 @@ def _read_extras(
         watch = read_develop(r, entries["develop"][1], f"{key}.develop", base_dir)
         if watch:
             fields["watch"] = watch
+    for name, read in (("scale", read_scale), ("deploy", read_deploy)):
+        if name in entries:
+            count = read(r, entries[name][1], f"{key}.{name}")
+            if count is not None:
+                fields["scale"] = count
     check_service(r, key, fields, entries)
 
 

@@ -41,7 +41,7 @@ class Host(Protocol):
 
     def log(self, message: str, level: int = 0) -> None: ...
 
-    def dependants_of(self, name: str) -> list[str]: ...
+    def dependants_of(self, name: str, whole_group: bool = True) -> list[str]: ...
 
     def new_runtime(self, cfg: ServiceConfig) -> ServiceRuntime: ...
 
@@ -95,10 +95,23 @@ class Operator:
         return []
 
     def _with_running_dependants(self, names: list[str]) -> list[str]:
-        """``names`` plus, transitively, every live service that depends on them."""
-        return conditions.with_dependants(
-            names, self.host.dependants_of, lambda n: self.services[n].machine.state.alive
-        )
+        """``names`` plus, transitively, every live service that depends on them.
+        What depends on a scaled service goes too only when none of its instances
+        stays up: one instance stopped or restarted leaves the others serving."""
+        chosen = set(names)
+
+        def dependants(name: str) -> list[str]:
+            group = self.services[name].cfg.replica_of
+            whole = group is None or all(
+                m in chosen or not self._alive(m) for m in self.config.members(group)
+            )
+            return self.host.dependants_of(name, whole)
+
+        return conditions.with_dependants(names, dependants, self._alive)
+
+    def _alive(self, name: str) -> bool:
+        rt = self.services.get(name)
+        return rt is not None and rt.machine.state.alive
 
     # -- requests ---------------------------------------------------------------
     def stop_services(self, names: list[str]) -> tuple[list[str], list[str]]:
@@ -155,12 +168,13 @@ class Operator:
     def _unselected_dependencies(self, names: list[str]) -> list[str]:
         """What ``names`` depend on (transitively) that was not started at boot."""
         found: list[str] = []
-        todo = [d.name for n in names for d in self.services[n].cfg.depends_on]
+        members = self.config.members
+        todo = [m for n in names for d in self.services[n].cfg.depends_on for m in members(d.name)]
         while todo:
             name = todo.pop()
             if name in self.unselected and name not in found:
                 found.append(name)
-                todo.extend(d.name for d in self.services[name].cfg.depends_on)
+                todo.extend(m for d in self.services[name].cfg.depends_on for m in members(d.name))
         self.unselected.difference_update(found)
         return found[::-1]
 
@@ -247,7 +261,9 @@ class Operator:
             rt.name in self.restart_set
             # a dependency being restarted too comes back first
             and not any(
-                d.name in self.stop_set or d.name in self.restart_set for d in rt.cfg.depends_on
+                m in self.stop_set or m in self.restart_set
+                for d in rt.cfg.depends_on
+                for m in self.config.members(d.name)
             )
             and conditions.dependencies(self.host.facts, rt.cfg)[0] is True
         )
@@ -258,14 +274,16 @@ class Operator:
         """Names waiting for their instance to stop before a new definition starts."""
         return self.reload_table.replacements()
 
-    def _apply_reload(self, new: Config, plan: ReloadPlan | None = None) -> list[str]:
+    def _apply_reload(
+        self, new: Config, plan: ReloadPlan | None = None, label: str = "reload"
+    ) -> list[str]:
         """Apply a validated new config: retire, replace and add services.
         ``plan``: new against self.config, if the loader computed it already."""
         from pyinit.reload import plan_reload
 
         if plan is None:
             plan = plan_reload(self.config, new)
-        self.log(f"reload: {plan.describe()}")
+        self.log(f"{label}: {plan.describe()}")
         # A stop can be withdrawn only while it waits for dependants to stop first.
         table, unchanged = self.reload_table, set(plan.unchanged)
         signalled = {
@@ -287,6 +305,8 @@ class Operator:
                 name = decision.cfg.name
                 assert name not in self.services, name  # an old instance is never overwritten
                 self.services[name] = self.host.new_runtime(decision.cfg)
+                if name in self.unselected:  # a new instance of a group left out at boot
+                    self._feed(self.services[name], Event(EventKind.STOP))
             elif isinstance(decision, Stop):
                 rt = self.services[decision.name]
                 if rt.machine.state.alive:
@@ -312,6 +332,7 @@ class Operator:
         self.stop_set.discard(name)
         self.restart_set.discard(name)
         self.cascaded.discard(name)
+        self.unselected.discard(name)
         self.log(f"{name}: removed")
 
 
@@ -331,6 +352,11 @@ class OperatorRequests:
 
     def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]:
         return self.actions.signal_services(signum, names)
+
+    def scale_service(self, name: str, count: int) -> tuple[list[str], list[str], list[str]]:
+        from pyinit.supervisor.scaling import scale
+
+        return scale(self.actions, name, count)
 
     @property
     def stop_set(self) -> set[str]:

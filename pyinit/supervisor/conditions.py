@@ -10,7 +10,7 @@ never can, ``(None, "")`` when it may yet.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from pyinit.config.model import Condition, ServiceConfig, ServiceType
@@ -23,6 +23,11 @@ class Facts(Protocol):
     def machine(self, name: str) -> ServiceMachine: ...
 
     def healthy(self, name: str) -> bool: ...
+
+    def members(self, name: str) -> Sequence[str]:
+        """The services a dependency on ``name`` waits for: a scaled service's
+        instances (none at scale 0), else ``name``."""
+        ...
 
 
 def condition(facts: Facts, name: str, wanted: Condition) -> Verdict:
@@ -50,11 +55,23 @@ def condition(facts: Facts, name: str, wanted: Condition) -> Verdict:
     return None, ""
 
 
+def dependency(facts: Facts, name: str, wanted: Condition) -> Verdict:
+    """``wanted`` on every service ``name`` stands for (each instance of a scaled one)."""
+    verdict: Verdict = True, ""
+    for member in facts.members(name):
+        holds, reason = condition(facts, member, wanted)
+        if holds is False:
+            return False, reason
+        if holds is None:
+            verdict = None, ""
+    return verdict
+
+
 def dependencies(facts: Facts, cfg: ServiceConfig) -> Verdict:
     """True when every condition of ``cfg`` holds, False when one never can, else None."""
     verdict: bool | None = True
     for dep in cfg.depends_on:
-        holds, reason = condition(facts, dep.name, dep.condition)
+        holds, reason = dependency(facts, dep.name, dep.condition)
         if holds is False:
             return False, reason
         if holds is None:
@@ -64,7 +81,9 @@ def dependencies(facts: Facts, cfg: ServiceConfig) -> Verdict:
 
 def waiting_for(facts: Facts, cfg: ServiceConfig) -> list[str]:
     """The dependencies of ``cfg`` whose condition does not hold yet."""
-    return [d.name for d in cfg.depends_on if condition(facts, d.name, d.condition)[0] is not True]
+    return [
+        d.name for d in cfg.depends_on if dependency(facts, d.name, d.condition)[0] is not True
+    ]
 
 
 def main_gate(facts: Facts, services: Iterable[ServiceConfig]) -> Verdict:
@@ -82,9 +101,13 @@ def main_gate(facts: Facts, services: Iterable[ServiceConfig]) -> Verdict:
     return True, ""
 
 
-def dependants_of(name: str, services: Iterable[ServiceConfig]) -> list[str]:
-    """The services that depend on ``name`` directly, in the order given."""
-    return [cfg.name for cfg in services if any(d.name == name for d in cfg.depends_on)]
+def dependants_of(
+    name: str, services: Iterable[ServiceConfig], replica_of: str | None = None
+) -> list[str]:
+    """The services that depend on ``name`` directly, in the order given; for an
+    instance (``replica_of`` its scaled service), also those depending on that."""
+    names = {name} if replica_of is None else {name, replica_of}
+    return [cfg.name for cfg in services if any(d.name in names for d in cfg.depends_on)]
 
 
 def with_dependants(

@@ -85,7 +85,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.driver = new_driver(self, launcher)
         self.services = self.driver.services
         self.services.update((name, self.new_runtime(cfg)) for name, cfg in config.services.items())
-        self.facts = ServiceFacts(self.services)
+        self.facts = ServiceFacts(self.services, lambda name: self.config.members(name))
         self.main = MainCommand(main_argv) if main_argv else None
         self._runtime_dir: str | None = None
         self._refused_dirs: set[str] = set()
@@ -318,8 +318,11 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if code is not None:
             self.shutdown.begin(code)
 
-    def dependants_of(self, name: str) -> list[str]:
-        return conditions.dependants_of(name, (rt.cfg for rt in self.services.values()))
+    def dependants_of(self, name: str, whole_group: bool = True) -> list[str]:
+        """``whole_group``: an instance's dependants include its scaled service's."""
+        rt = self.services.get(name)
+        group = rt.cfg.replica_of if rt is not None and whole_group else None
+        return conditions.dependants_of(name, (r.cfg for r in self.services.values()), group)
 
     # -- reload (the operator's other requests: actions.OperatorRequests) -----------
     def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:

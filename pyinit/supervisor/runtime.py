@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyinit.config.model import ServiceConfig
@@ -43,10 +43,14 @@ Owners = dict[int, Owner]
 
 
 class ServiceFacts:
-    """What the pure conditions ask of the services (conditions.Facts)."""
+    """What the pure conditions ask of the services (conditions.Facts).
+    ``members``: the running config's (Config.members)."""
 
-    def __init__(self, services: dict[str, ServiceRuntime]) -> None:
+    def __init__(
+        self, services: dict[str, ServiceRuntime], members: Callable[[str], Sequence[str]]
+    ) -> None:
         self.services = services
+        self.members = members
 
     def machine(self, name: str) -> ServiceMachine:
         return self.services[name].machine

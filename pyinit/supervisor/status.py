@@ -16,7 +16,7 @@ from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 from pyinit.status import write_snapshot
 
 if TYPE_CHECKING:
-    from pyinit.config.model import ServiceConfig
+    from pyinit.config.model import Config, ServiceConfig
     from pyinit.extras import ServiceExtras
     from pyinit.logs import LogRouter
     from pyinit.loop import EventLoop
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 class StatusMixin:
+    config: Config
     services: dict[str, ServiceRuntime]
     loop: EventLoop
     change_hooks: list[Callable[[], None]]
@@ -85,6 +86,7 @@ class StatusMixin:
                 job=self.extras.job_snapshot(name),
                 log_file=self.extras.log_file_snapshot(name),
                 optional=rt.cfg.optional or name in self.unselected,
+                replica_of=rt.cfg.replica_of,
             )
         return Snapshot(
             pid=os.getpid(),
@@ -93,6 +95,7 @@ class StatusMixin:
             orphans_reaped=self.orphans_reaped,
             signals_forwarded=self.signals_forwarded,
             services=services,
+            scaled={name: cfg.scale or 0 for name, cfg in self.config.scaled.items()},
         )
 
     def _publish_status(self) -> None:

@@ -27,7 +27,7 @@ def req(obj: Any) -> bytes:
 
 def test_every_command_has_a_parser() -> None:
     for cmd in COMMANDS:
-        body = {"services": ["a"], "service": "a", "signal": "HUP"}
+        body = {"services": ["a"], "service": "a", "signal": "HUP", "count": 2}
         assert parse_request(req({"cmd": cmd, **body})).cmd == cmd
 
 

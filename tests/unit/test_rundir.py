@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from pyinit.control import bind_socket
 from pyinit.notify import NotifySocket
-from pyinit.rundir import choose, unsafe
+from pyinit.rundir import bind_socket, choose, unsafe
 from pyinit.snapshot import Snapshot
 from pyinit.status import health_main, write_snapshot
 

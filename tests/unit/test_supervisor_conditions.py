@@ -16,8 +16,12 @@ from pyinit.supervisor import conditions
 
 class Facts:
     def __init__(self, config: Config) -> None:
+        self.config = config
         self.machines = {n: ServiceMachine(cfg) for n, cfg in config.services.items()}
         self.healthy_names: set[str] = set()
+
+    def members(self, name: str) -> tuple[str, ...]:
+        return self.config.members(name)
 
     def machine(self, name: str) -> ServiceMachine:
         return self.machines[name]
@@ -94,6 +98,48 @@ def test_the_main_gate_waits_for_every_service() -> None:
     facts.machines["job"].handle(Event(EventKind.SPAWN_FAILED, reason="no such file"), 0.0)
     verdict, why = conditions.main_gate(facts, cfgs)
     assert verdict is False and "dependency job did not complete successfully" in why
+
+
+SCALED = load_config_text(
+    textwrap.dedent(
+        """
+        services:
+          web: {command: ["web"], scale: 3}
+          idle: {command: ["idle"], scale: 0}
+          api:
+            command: ["api"]
+            depends_on: {web: {condition: service_ready}, idle: {condition: service_ready}}
+        """
+    ),
+    "services.yaml",
+    {},
+    ids=(0, 0),
+)
+
+
+def test_a_scaled_dependency_waits_for_every_instance() -> None:
+    """depends_on a scaled service holds once every instance meets it; one that
+    never can says which; a scale-0 service holds at once (nothing to wait for)."""
+    facts = Facts(SCALED)
+    api = SCALED.services["api"]
+    assert conditions.waiting_for(facts, api) == ["web"]
+    for name in ("web.1", "web.3"):
+        facts.run(name, EventKind.START, EventKind.SPAWNED, EventKind.READY)
+    assert conditions.dependencies(facts, api) == (None, "")
+    facts.run("web.2", EventKind.START, EventKind.SPAWNED, EventKind.READY)
+    assert conditions.dependencies(facts, api) == (True, "")
+    assert conditions.waiting_for(facts, api) == []
+    facts = Facts(SCALED)
+    facts.run("web.2", EventKind.START, EventKind.SPAWNED, EventKind.STOP)
+    facts.machines["web.2"].handle(Event(EventKind.EXITED, pid=1), 0.0)
+    verdict, why = conditions.dependencies(facts, api)
+    assert verdict is False and why.startswith("dependency web.2 stopped before it was ready")
+
+
+def test_an_instance_has_the_dependants_of_its_scaled_service() -> None:
+    cfgs = list(SCALED.services.values())
+    assert conditions.dependants_of("web.2", cfgs, "web") == ["api"]
+    assert conditions.dependants_of("web.2", cfgs) == []  # the instance alone
 
 
 def test_dependants_transitively_and_alive_only() -> None:
