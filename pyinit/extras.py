@@ -34,7 +34,10 @@ class ServiceExtras:
         self._on_change = on_change
         self._log = log
         self.jobs = Jobs(loop, on_due)
+        # One watcher for a service, or for all instances of a scaled one (an inotify
+        # instance each would soon meet fs.inotify.max_user_instances): by that name.
         self.watchers: dict[str, Watcher] = {}
+        self._watching: dict[str, set[str]] = {}  # watcher name -> the services on it
         self.files: dict[str, LogFile] = {}
         self._attached: dict[str, ServiceConfig] = {}
         self._closed = False
@@ -58,17 +61,7 @@ class ServiceExtras:
         if cfg.schedule is not None:
             self.jobs.add(name, cfg.schedule)
         if cfg.watch:
-            from pyinit.watch import Watcher
-
-            watcher = Watcher(
-                self._loop,
-                cfg.watch,
-                lambda paths: self._on_change(name, paths),
-                lambda message: self._log(f"{name}: {message}"),
-                clock=self._loop.now,
-            )
-            self.watchers[name] = watcher
-            watcher.start()
+            self._watch(cfg.replica_of or name, name, cfg)
         options = cfg.log_file
         if options is not None and cfg.logging == "capture" and not keep_file:
             from pyinit.logfile import LogFile
@@ -84,11 +77,35 @@ class ServiceExtras:
         sink_now = self.files.get(name)
         self._logs.set_file(name, sink_now, options.stdout if options is not None else True)
 
+    def _watch(self, key: str, name: str, cfg: ServiceConfig) -> None:
+        """Put ``name`` on watcher ``key``, made (again) for ``cfg.watch`` if need be."""
+        from pyinit.watch import Watcher
+
+        watcher = self.watchers.get(key)
+        if watcher is not None and watcher.specs != cfg.watch:
+            watcher.close()  # a new definition watches other paths
+            watcher = None
+        if watcher is None:
+            watcher = Watcher(
+                self._loop,
+                cfg.watch,
+                lambda paths: self._on_change(key, paths),
+                lambda message: self._log(f"{key}: {message}"),
+                clock=self._loop.now,
+            )
+            self.watchers[key] = watcher
+            watcher.start()
+        self._watching.setdefault(key, set()).add(name)
+
     def _detach(self, name: str, cfg: ServiceConfig, forget: bool, keep_file: bool = False) -> None:
         self.jobs.remove(name, forget=forget)
-        watcher = self.watchers.pop(name, None)
-        if watcher is not None:
-            watcher.close()
+        key = cfg.replica_of or name
+        users = self._watching.get(key)
+        if users is not None:
+            users.discard(name)
+            if not users:
+                del self._watching[key]
+                self.watchers.pop(key).close()
         if not keep_file:
             sink = self.files.pop(name, None)
             if sink is not None:
@@ -102,6 +119,7 @@ class ServiceExtras:
         for watcher in self.watchers.values():
             watcher.close()
         self.watchers.clear()
+        self._watching.clear()
 
     def close(self) -> None:
         """At exit, after the log router wrote its last lines."""

@@ -141,7 +141,8 @@ class Watcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loop = loop
-        self._roots = [_Root(spec, compile_ignore(EPHEMERAL + spec.ignore)) for spec in specs]
+        self.specs = tuple(specs)
+        self._roots = [_Root(spec, compile_ignore(EPHEMERAL + spec.ignore)) for spec in self.specs]
         self._on_change = on_change
         self._warn = warn
         self._clock = clock

@@ -77,14 +77,16 @@ class TimedMixin:
         self.reconcile()
 
     def _files_changed(self, name: str, paths: list[str]) -> None:
-        """develop.watch saw a burst of changes: restart as ``pyinit restart`` does."""
-        if self.shutting_down or name not in self.services:
+        """develop.watch saw a burst of changes: restart as ``pyinit restart`` does
+        (every instance, for a scaled service's one watcher)."""
+        names = [n for n in self.config.members(name) if n in self.services]
+        if self.shutting_down or not names:
             return
         base = os.path.dirname(self.config.path) or "."
         shown = os.path.relpath(paths[0], base) if paths else "?"
         more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
         self.log(f"{name}: {shown}{more} changed; restarting")
-        self.actions.restart_services([name])
+        self.actions.restart_services(names)
 
     def _fed(self, rt: ServiceRuntime, before: State) -> None:
         """After each event a service's machine took: count a scheduled run's end."""

@@ -136,3 +136,41 @@ def test_watch_limit_is_one_warning(cli: Runner, tmp_path: Path, env: dict[str, 
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "max_user_watches" in line]
     assert len(warnings) == 1  # one warning, not one per directory
+
+
+@pytest.mark.timeout(40)
+def test_instances_share_one_watcher(cli: Runner, tmp_path: Path, env: dict[str, str]) -> None:
+    """A scaled service's instances share one inotify instance (one each would
+    soon meet fs.inotify.max_user_instances, lowered to 1 here in a user
+    namespace of the test's own): a change is one restart line, and every
+    instance restarts."""
+    (tmp_path / "src").mkdir()
+    starts = tmp_path / "starts"
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          web:
+            command: {argv(*sh(f"echo $$ >> {starts}; exec sleep 1000"))}
+            scale: 3
+            stop_grace_period: 2s
+            develop:
+              watch:
+                - path: ./src
+                  action: restart
+        """,
+    )
+    lower = 'echo 1 > /proc/sys/user/max_inotify_instances && exec "$@"'
+    program = ["unshare", "--user", "--map-root-user", "sh", "-c", lower, "sh", *entry_point()]
+    proc = cli.start(["-c", str(config)], program=program, env=env)
+    assert proc.err is not None
+    assert len(wait_for_count(starts, 3)) == 3
+    (tmp_path / "src" / "app.py").write_text("x")
+    assert proc.err.expect(r"^pyinit: web: (.*) changed; restarting$").group(1) == "src/app.py"
+    started = wait_for_count(starts, 6)
+    assert len(set(started)) == 6, started  # each instance ran twice, each with a new pid
+    proc.signal(signal.SIGTERM)
+    code, _, err = proc.finish()
+    assert code == 0, err
+    assert "max_user_instances" not in err
+    assert err.count("changed; restarting") == 1
