@@ -316,10 +316,10 @@ def supervisor_main(
     if problems:
         sys.stderr.write("".join(f"pyinit: {p}\n" for p in problems))
         return 2
-    supervisor = Supervisor(
-        config, command, verbosity, log_format, http_address=http, unselected=frozenset(skipped)
-    )
-    return supervisor.run()
+    skip = frozenset(skipped)
+    return Supervisor(
+        config, command, verbosity, log_format, http, unselected=skip, selection=selection
+    ).run()
 
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).

@@ -46,6 +46,7 @@ from pyinit.supervisor.seams import (
     Launcher,
     SignalSender,
 )
+from pyinit.supervisor.selection import Selection
 from pyinit.supervisor.shutdown import Shutdown, container_ends
 from pyinit.supervisor.status import StatusMixin
 from pyinit.supervisor.timed import TimedMixin
@@ -66,6 +67,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         http_address: str | None = None,
         *,
         unselected: frozenset[str] = frozenset(),
+        selection: Selection = ([], []),
         clock: Clock = time.monotonic,
         launcher: Launcher = REAL_LAUNCHER,
         sender: SignalSender = REAL_SENDER,
@@ -101,6 +103,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.actions = Operator(self)
         self.ended_by: str | None = None  # the critical service that ended the container
         self.actions.unselected = set(unselected)
+        self.selection = selection  # what a reload adds is held back as at boot
         self.reloader = new_reloader(self)
         self._init_extras()  # schedule timers, file watchers, log files (timed.py)
         self.shutdown = Shutdown(self, sender, reaper, self._shutdown_begins)

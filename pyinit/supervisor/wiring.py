@@ -16,6 +16,7 @@ from pyinit.reaper import become_subreaper
 from pyinit.signalfd import SignalFd
 from pyinit.signals import SYNCHRONOUS_FAULTS, SignalIntake, catchable_signals
 from pyinit.supervisor.driver import ServiceDriver
+from pyinit.supervisor.selection import apply_file_reload
 
 if TYPE_CHECKING:
     from pyinit.supervisor.core import Supervisor
@@ -46,7 +47,7 @@ def new_reloader(sup: Supervisor) -> Reloader:
         sup.loop,
         lambda: sup.config.path,
         sup._register_child,
-        sup.actions._apply_reload,
+        lambda new, plan: apply_file_reload(sup.actions, sup.selection, new, plan),
         sup.log,
         base=lambda: sup.config,
     )

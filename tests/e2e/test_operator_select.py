@@ -140,3 +140,33 @@ def test_service_name_as_command_points_at_only(tmp_path: Path, env: dict[str, s
         "pyinit: 'api' is a service, not a command; to run only some services:"
         " pyinit -c FILE --only api\n"
     )
+
+
+@pytest.mark.timeout(40)
+def test_reload_adds_inactive_profile_stopped(
+    cli: Runner, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A service a reload adds follows the boot's selection: one of an inactive
+    profile is added stopped (as at boot), one without profiles starts, and
+    ``pyinit start`` starts the held one."""
+    config = write_config(tmp_path, SELECT)
+    proc = start(cli, config, env=env, stdin=DEVNULL)
+    assert proc.err is not None
+    proc.err.expect(r": started \(pid \d+\)")
+    ok(env, "wait", "--ready", "db", "api", "--timeout", "10s")
+    config.write_text(
+        SELECT
+        + f"""
+  extra:
+    command: {argv("sleep", "1004")}
+    profiles: [tools]
+  plain:
+    command: {argv("sleep", "1005")}
+"""
+    )
+    ok(env, "reload")
+    ok(env, "wait", "--ready", "plain", "--timeout", "10s")
+    proc.err.expect(r"^pyinit: reload: not started \(profiles, --only; .*\): extra$")
+    assert states(env)["extra"] == "stopped"
+    assert ok(env, "health") == "healthy: 6 services\n"
+    assert ok(env, "start", "extra") == "starting: extra\nready: extra\n"
