@@ -44,12 +44,19 @@ class ServiceExtras:
 
     def sync(self, services: Mapping[str, ServiceConfig]) -> None:
         """Attach what each current definition asks for; detach what went away."""
+        gone: dict[str, ServiceConfig | None] = {n: None for n in self._attached}
+        self.update({**gone, **services})
+
+    def update(self, changes: Mapping[str, ServiceConfig | None]) -> None:
+        """Follow the definitions of the services named: None for one removed."""
         if self._closed:
             return
-        for name in [n for n in self._attached if n not in services]:
-            self._detach(name, self._attached.pop(name), forget=True)
-        for name, cfg in services.items():
+        for name, cfg in changes.items():
             old = self._attached.get(name)
+            if cfg is None:
+                if old is not None:
+                    self._detach(name, self._attached.pop(name), forget=True)
+                continue
             if old is cfg:
                 continue
             if old is not None:

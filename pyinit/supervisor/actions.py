@@ -17,6 +17,8 @@ from pyinit.supervisor import conditions
 from pyinit.supervisor.conditions import Facts
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pyinit.config.model import Config, ServiceConfig
     from pyinit.extras import ServiceExtras
     from pyinit.reload import ReloadPlan
@@ -42,6 +44,8 @@ class Host(Protocol):
     def log(self, message: str, level: int = 0) -> None: ...
 
     def dependants_of(self, name: str, whole_group: bool = True) -> list[str]: ...
+
+    def definitions_changed(self, changes: Mapping[str, ServiceConfig | None]) -> None: ...
 
     def new_runtime(self, cfg: ServiceConfig) -> ServiceRuntime: ...
 
@@ -300,11 +304,13 @@ class Operator:
         return [plan.describe()]
 
     def _execute_reload(self, decisions: list[Decision]) -> None:
+        changes: dict[str, ServiceConfig | None] = {}  # what was added, replaced, dropped
         for decision in decisions:
             if isinstance(decision, Add):
                 name = decision.cfg.name
                 assert name not in self.services, name  # an old instance is never overwritten
                 self.services[name] = self.host.new_runtime(decision.cfg)
+                changes[name] = decision.cfg
                 if name in self.unselected:  # a new instance of a group left out at boot
                     self._feed(self.services[name], Event(EventKind.STOP))
             elif isinstance(decision, Stop):
@@ -317,14 +323,16 @@ class Operator:
                 self.stop_set.discard(decision.name)
             elif isinstance(decision, Drop):
                 self._drop(decision.name)
+                changes[decision.name] = None
             elif isinstance(decision, Replace):
                 name = decision.cfg.name
                 old = self.services[name]
                 self.services[name] = self.host.new_runtime(decision.cfg)
                 old.monitor.close()
                 self.restart_set.discard(name)
-        if decisions:  # schedules, watches and log files follow the definitions
-            self.host.extras.sync({n: rt.cfg for n, rt in self.services.items()})
+                changes[name] = decision.cfg
+        if changes:  # dependants, schedules, watches and log files follow the definitions
+            self.host.definitions_changed(changes)
 
     def _drop(self, name: str) -> None:
         old = self.services.pop(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from pyinit.config.model import Config, ServiceConfig
 from pyinit.control import ControlServer
@@ -88,6 +88,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.services = self.driver.services
         self.services.update((name, self.new_runtime(cfg)) for name, cfg in config.services.items())
         self.facts = ServiceFacts(self.services, lambda name: self.config.members(name))
+        self.dependants = conditions.Dependants(lambda: (r.cfg for r in self.services.values()))
         self.main = MainCommand(main_argv) if main_argv else None
         self._runtime_dir: str | None = None
         self._refused_dirs: set[str] = set()
@@ -324,8 +325,12 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
     def dependants_of(self, name: str, whole_group: bool = True) -> list[str]:
         """``whole_group``: an instance's dependants include its scaled service's."""
         rt = self.services.get(name)
-        group = rt.cfg.replica_of if rt is not None and whole_group else None
-        return conditions.dependants_of(name, (r.cfg for r in self.services.values()), group)
+        return self.dependants.of(name, rt.cfg.replica_of if rt and whole_group else None)
+
+    def definitions_changed(self, changes: Mapping[str, ServiceConfig | None]) -> None:
+        """Services were added, replaced (name: new definition) or removed (None)."""
+        self.dependants.invalidate()
+        self.extras.update(changes)
 
     # -- reload (the operator's other requests: actions.OperatorRequests) -----------
     def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:
