@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def scale(op: Operator, name: str, count: int) -> tuple[list[str], list[str], list[str]]:
-    """(the instances that start, those that stop, errors)."""
+    """(the instances that start, those that stop, errors). New instances of a
+    group left out at boot are added stopped, and not among those that start."""
     if op.host.shutting_down:
         return [], [], ["pyinit is shutting down"]
     old = op.config
@@ -37,8 +38,9 @@ def scale(op: Operator, name: str, count: int) -> tuple[list[str], list[str], li
     # A group left out at boot (profiles, --only) stays out as it grows.
     held = bool(before) and all(n in op.unselected for n in before)
     unchanged = [n for n in new.services if n in old.services]
-    if held:
-        op.unselected.update(added)
     label = f"scale {name} {len(before)} -> {count}"
+    if held and added:
+        op.unselected.update(added)
+        op.log(f"{label}: {', '.join(added)} added stopped (profiles, --only; `pyinit start`)")
     op._apply_reload(new, ReloadPlan(added, removed, [], unchanged), label)
-    return added, removed, []
+    return ([] if held else added), removed, []
