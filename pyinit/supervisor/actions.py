@@ -164,8 +164,12 @@ class Operator:
                 waiting = conditions.waiting_for(self.host.facts, rt.cfg)
                 errors.append(f"{name}: {reason or 'waiting for ' + ', '.join(waiting)}")
                 continue
-            self._feed(rt, Event(EventKind.START))
             started.append(name)
+        # Started by progress(), all in one pass, not one by one from here: the
+        # first one ready reconciles, and a dependant coming back (``back``) must
+        # not take the others' "started" of their previous run for a new one (it
+        # would start after web.1 of ``start web``, before web.2 and web.3).
+        self.restart_set.update(started)
         self._reconcile()
         return started + back, errors
 

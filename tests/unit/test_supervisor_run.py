@@ -149,6 +149,33 @@ def test_operator_restart_brings_the_chain_back_in_order(fakesup: MakeFake) -> N
     assert fake.sup.restart_set == set()
 
 
+def test_start_of_stopped_dependencies_brings_the_dependant_back_after_all(
+    fakesup: MakeFake,
+) -> None:
+    """``stop db cache`` takes api down; ``start db cache`` starts api only once both
+    started again: cache's run before the stop does not count (started one by one,
+    db's being ready at once brought api back before cache was started)."""
+    fake = fakesup(
+        """
+        services:
+          db:
+            command: ["db"]
+          cache:
+            command: ["cache"]
+          api:
+            command: ["api"]
+            depends_on: [db, cache]
+        """
+    )
+    fake.sup.stop_services(["db", "cache"])
+    fake.settle()
+    assert [fake.state(n) for n in ("db", "cache", "api")] == ["stopped"] * 3
+    started, errors = fake.sup.start_services(["db", "cache"])
+    assert (started, errors) == (["db", "cache", "api"], [])
+    fake.settle()
+    assert [n for _, n in fake.procs.spawned][3:] == ["db", "cache", "api"]
+
+
 def test_a_raising_handler_is_logged_and_the_batch_goes_on(
     fakesup: MakeFake, capsys: pytest.CaptureFixture[str]
 ) -> None:
