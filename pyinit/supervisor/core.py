@@ -35,7 +35,8 @@ from pyinit.signals import (
 )
 from pyinit.status import remove_snapshot
 from pyinit.supervisor import conditions
-from pyinit.supervisor.actions import Operator, OperatorRequests
+from pyinit.supervisor.actions import Operator
+from pyinit.supervisor.requests import OperatorRequests
 from pyinit.supervisor.runtime import MainCommand, Owners, ServiceFacts, ServiceRuntime
 from pyinit.supervisor.seams import (
     REAL_LAUNCHER,
@@ -332,7 +333,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.dependants.invalidate()
         self.extras.update(changes)
 
-    # -- reload (the operator's other requests: actions.OperatorRequests) -----------
+    # -- reload (the operator's other requests: requests.OperatorRequests) -----------
     def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:
         """Load the config file again, in a child (pyinit/configload.py), then apply
         the difference; keep running the old config when the new one is invalid.
