@@ -326,6 +326,12 @@ class Operator:
         shared = {n for n in self.stop_set | self.restart_set if not table.pending(n)}
         self.config = new
         self._execute_reload(table.reload(new.services, signalled, shared, unchanged))
+        if plan.added:  # in the file's order (web.4 after web.3), what retires last
+            services = self.services
+            order = [n for n in new.services if n in services]
+            order += [n for n in services if n not in new.services]
+            runtimes = [services.pop(n) for n in order]
+            services.update(zip(order, runtimes, strict=True))
         self._reconcile()
         return [plan.describe()]
 
