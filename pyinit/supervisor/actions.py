@@ -45,6 +45,15 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def in_file_order(services: dict[str, ServiceRuntime], new: Config) -> None:
+    """Reorder ``services`` in place as the file has them (web.4 after web.3, not
+    after what was declared later), what retires last."""
+    order = [n for n in new.services if n in services]
+    order += [n for n in services if n not in new.services]
+    runtimes = [services.pop(n) for n in order]
+    services.update(zip(order, runtimes, strict=True))
+
+
 class Host(Protocol):
     """What operator actions need of the supervisor."""
 
@@ -326,12 +335,8 @@ class Operator:
         shared = {n for n in self.stop_set | self.restart_set if not table.pending(n)}
         self.config = new
         self._execute_reload(table.reload(new.services, signalled, shared, unchanged))
-        if plan.added:  # in the file's order (web.4 after web.3), what retires last
-            services = self.services
-            order = [n for n in new.services if n in services]
-            order += [n for n in services if n not in new.services]
-            runtimes = [services.pop(n) for n in order]
-            services.update(zip(order, runtimes, strict=True))
+        if plan.added:
+            in_file_order(self.services, new)
         self._reconcile()
         return [plan.describe()]
 
