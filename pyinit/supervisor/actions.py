@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Protocol
 
 from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop, Withdraw
@@ -341,10 +341,7 @@ class Operator:
         return [plan.describe()]
 
     def _execute_reload(self, decisions: list[Decision]) -> None:
-        if len(decisions) > GC_PAUSE_ABOVE:
-            with gc_paused():
-                self._carry_out(decisions)
-        else:
+        with gc_paused() if len(decisions) > GC_PAUSE_ABOVE else nullcontext():
             self._carry_out(decisions)
 
     def _carry_out(self, decisions: list[Decision]) -> None:
