@@ -98,7 +98,7 @@ class Operator:
         """``names`` plus, transitively, every live service that depends on them.
         What depends on a scaled service goes too only when none of its instances
         stays up: one instance stopped or restarted leaves the others serving."""
-        chosen = set(names)
+        chosen: set[str] = set()
 
         def dependants(name: str) -> list[str]:
             group = self.services[name].cfg.replica_of
@@ -107,7 +107,13 @@ class Operator:
             )
             return self.host.dependants_of(name, whole)
 
-        return conditions.with_dependants(names, dependants, self._alive)
+        # Until nothing more joins: a group taken down whole by what it depends on
+        # (db for each instance) is known only once all of it was found.
+        found = list(names)
+        while chosen != set(found):
+            chosen = set(found)
+            found = conditions.with_dependants(names, dependants, self._alive)
+        return found
 
     def _alive(self, name: str) -> bool:
         rt = self.services.get(name)

@@ -41,4 +41,5 @@ def scale(op: Operator, name: str, count: int) -> tuple[list[str], list[str], li
         op.unselected.update(added)
     label = f"scale {name} {len(before)} -> {count}"
     op._apply_reload(new, ReloadPlan(added, removed, [], unchanged), label)
-    return added, removed, []
+    # held ones are added stopped: a client must not wait for them to be ready
+    return [] if held else added, removed, []
