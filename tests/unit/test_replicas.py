@@ -12,6 +12,7 @@ import pytest
 
 from pyinit.config import Config, ConfigError, load_config_text
 from pyinit.config.model import LogFileOptions
+from pyinit.config.profiles import unselected_in
 from pyinit.config.replicas import (
     MAX_SCALE,
     instance,
@@ -455,3 +456,30 @@ def test_a_rescaled_config_reloads_to_the_files_count() -> None:
     three = load(SCALED)
     plan = plan_reload(rescale(three, "web", 5), three)
     assert (plan.added, plan.removed, plan.changed) == ([], ["web.4", "web.5"], [])
+
+
+# -- profiles and --only ------------------------------------------------------------------
+
+
+def test_profiles_and_only_select_instances() -> None:
+    """A scaled service's name in --only or depends_on means its instances; one at
+    scale 0 still declares its profiles, and --only naming it says it runs nothing."""
+    config = load(
+        """
+        services:
+          db: {command: db}
+          web: {command: web, scale: 2, depends_on: [db], profiles: [web]}
+          debug: {command: debug, scale: 0, profiles: [debug]}
+          api: {command: api, depends_on: [web]}
+        """
+    )
+    assert unselected_in(config, [], ["api"]) == (set(), [])  # api pulls web, web pulls db
+    assert unselected_in(config, [], ["web"]) == ({"api"}, [])
+    assert unselected_in(config, [], ["db"]) == ({"web.1", "web.2", "api"}, [])
+    assert unselected_in(config, ["debug"], []) == (set(), [])
+    assert unselected_in(config, ["nope"], [])[1] == [
+        "--profile nope: no service has this profile (profiles: debug, web)"
+    ]
+    assert unselected_in(config, [], ["debug"])[1] == [
+        "--only debug: scale: 0 runs no instance of it"
+    ]
