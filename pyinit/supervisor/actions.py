@@ -148,7 +148,7 @@ class Operator:
             return [], errors
         started: list[str] = []
         self.host.extras.jobs.paused.difference_update(names)
-        back = self._cascaded_dependants(names)
+        asked = names
         pulled = self._unselected_dependencies(names)
         self.unselected.difference_update(names)
         if pulled:  # they start first; what depends on them once they are ready
@@ -168,6 +168,9 @@ class Operator:
                 continue
             self._feed(rt, Event(EventKind.START))
             started.append(name)
+        # Only now: a pass run while the names above start (the first one ready at
+        # once) must not bring back a dependant of the ones not started yet.
+        back = self._cascaded_dependants(asked)
         self._reconcile()
         return started + back, errors
 

@@ -225,6 +225,22 @@ def test_restarting_the_group_brings_the_dependants_back_after_it(fakesup: MakeF
     assert fake.sup.restart_set == set()
 
 
+def test_starting_the_group_brings_the_dependants_back_after_it(fakesup: MakeFake) -> None:
+    """``pyinit stop web`` took api down; ``pyinit start web`` brings api back once
+    every instance started again, not as soon as the first one did (the others
+    had started before the stop, which must not count)."""
+    fake = fakesup(GROUP)
+    fake.sup.stop_services(["web.1", "web.2", "web.3"])
+    fake.settle()
+    assert states(fake, "web.1", "api") == ["stopped", "stopped"]
+    assert fake.sup.start_services(["web.1", "web.2", "web.3"]) == (
+        ["web.1", "web.2", "web.3", "api"],
+        [],
+    )
+    fake.settle()
+    assert started(fake.procs.spawned)[5:] == ["web.1", "web.2", "web.3", "api"]
+
+
 # -- dependants wait for every instance ---------------------------------------------------
 
 READY = """
