@@ -174,10 +174,11 @@ def _signal(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
 
 
 def _scale(cmd: str, flags: Flags, operands: list[str]) -> ClientCommand:
-    if len(operands) != 2 or not operands[1].isdigit():
+    count = operands[1] if len(operands) == 2 else ""  # digits int() takes: not "²"
+    if not (count.isascii() and count.isdigit()) or len(count) > 9:
         raise UsageError("scale: expected NAME COUNT (e.g. pyinit scale web 3)")
     wait = None if "no_wait" in flags else _timeout(cmd, flags)
-    request = {"cmd": cmd, "service": operands[0], "count": int(operands[1])}
+    request = {"cmd": cmd, "service": operands[0], "count": int(count)}
     return ClientCommand(request, names=operands[:1], wait=wait)
 
 

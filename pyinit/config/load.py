@@ -17,6 +17,7 @@ from pyinit.config.model import Config, ConfigError, Problem, ServiceConfig, Set
 from pyinit.config.nodes import Reader, is_null
 from pyinit.config.replicas import expand, name_problems
 from pyinit.config.services import read_service
+from pyinit.config.yamltree import line
 from pyinit.safefile import CONFIG_CAP, UnsafeFile, read_bytes
 
 TOP_KEYS = ("services", "settings")
@@ -103,7 +104,7 @@ def _top(r: Reader, root: yaml.Node, ids: tuple[int, int]) -> Config | None:
     declared = _services(r, *entries["services"], ids)
     if declared is None:
         return None
-    r.problems += name_problems(r.path, declared)
+    r.problems += name_problems(r.path, declared, line(entries["services"][0]))
     if r.problems:
         return None
     services, scaled = expand(declared)

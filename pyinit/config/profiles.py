@@ -89,5 +89,10 @@ def unselected_in(config: Config, active: list[str], only: list[str]) -> tuple[s
         n: (s.profiles, tuple(m for d in s.depends_on for m in each(d.name)))
         for n, s in config.services.items()
     }
-    # only a scale-0 service named: say there is nothing of it to run
-    return unselected(shape, active, [m for n in only for m in each(n)] or only)
+    # A scale-0 service has no instance to select, but declares its profiles
+    # (stands in for itself, then leaves the answer); --only naming it says so.
+    idle = {n: (d.profiles, ()) for n, d in config.scaled.items() if not d.scale}
+    empty = [f"--only {n}: scale: 0 runs no instance of it" for n in only if n in idle]
+    names = [m for n in only if n not in idle for m in each(n)]
+    skipped, problems = unselected({**shape, **idle}, active, names)
+    return skipped - idle.keys(), problems + empty

@@ -80,9 +80,12 @@ def expand(
     return services, scaled
 
 
-def name_problems(path: str, declared: Mapping[str, ServiceConfig]) -> list[Problem]:
+def name_problems(
+    path: str, declared: Mapping[str, ServiceConfig], services_line: int | None
+) -> list[Problem]:
     """A declared name that an instance of a scaled service has, or could have
-    once scaled up (``web.2`` beside a scaled ``web``); too many instances."""
+    once scaled up (``web.2`` beside a scaled ``web``); too many instances (said
+    at ``services_line``, the ``services`` key's, as the limit on declared ones)."""
     problems: list[Problem] = []
     for name, cfg in declared.items():
         parts = split_instance(name)
@@ -103,7 +106,7 @@ def name_problems(path: str, declared: Mapping[str, ServiceConfig]) -> list[Prob
         problems.append(
             Problem(
                 path,
-                None,
+                services_line,
                 "services",
                 f"{total} services once scaled; the limit is {MAX_INSTANCES}",
             )

@@ -131,16 +131,12 @@ class Operator:
         """``names`` plus, transitively, every live service that depends on them.
         What depends on a scaled service goes too only when none of its instances
         stays up: one instance stopped or restarted leaves the others serving."""
-        chosen = set(names)
 
-        def dependants(name: str) -> list[str]:
-            group = self.services[name].cfg.replica_of
-            whole = group is None or all(
-                m in chosen or not self._alive(m) for m in self.config.members(group)
-            )
-            return self.host.dependants_of(name, whole)
+        def group(name: str) -> tuple[str, ...]:
+            owner = self.services[name].cfg.replica_of
+            return () if owner is None else self.config.members(owner)
 
-        return conditions.with_dependants(names, dependants, self._alive)
+        return conditions.with_group_dependants(names, self.host.dependants_of, self._alive, group)
 
     def _alive(self, name: str) -> bool:
         rt = self.services.get(name)

@@ -145,3 +145,26 @@ def with_dependants(
         found.append(name)
         todo.extend(d for d in dependants(name) if alive(d))
     return found
+
+
+def with_group_dependants(
+    names: list[str],
+    dependants_of: Callable[[str, bool], list[str]],
+    alive: Callable[[str], bool],
+    group: Callable[[str], Sequence[str]],
+) -> list[str]:
+    """``with_dependants`` where what depends on a scaled service joins only once
+    none of its instances stays up (``group``: the instances of a name's scaled
+    service, () for any other; ``dependants_of(name, whole_group)``). Repeated
+    until nothing more joins: a group is whole only once all of it was found
+    (stopping db, that each instance depends on, takes what depends on the group)."""
+    chosen: set[str] = set()
+
+    def dependants(name: str) -> list[str]:
+        return dependants_of(name, all(m in chosen or not alive(m) for m in group(name)))
+
+    found = list(names)
+    while chosen != set(found):
+        chosen = set(found)
+        found = with_dependants(names, dependants, alive)
+    return found

@@ -15,6 +15,7 @@ from pyinit.config import Config, ConfigError, ServiceType, load_config, load_co
 from pyinit.config import extras as config_extras
 from pyinit.config.load import SETTINGS_KEYS, TOP_KEYS
 from pyinit.config.probes import HEALTHCHECK_KEYS, READY_KEYS
+from pyinit.config.replicas import MAX_INSTANCES, MAX_SCALE, split_instance
 from pyinit.config.services import BACKOFF_KEYS, SERVICE_KEYS, START_LIMIT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,13 @@ SEEDS = [
     "        - {path: ./src, action: restart, ignore: ['*.pyc', .git/]}\n"
     "    logging:\n      driver: file\n"
     "      options: {path: /var/log/app/web.log, max-size: 10m, max-file: 3, stdout: false}\n",
+    # Replicas: two spellings of a count, a dependant of a scaled service, scale 0.
+    "services:\n"
+    "  web:\n    command: sh -c 'exec web --id $$PYINIT_REPLICA'\n    scale: 3\n"
+    "    logging:\n      driver: file\n      options: {path: /var/log/web.log}\n"
+    "  worker:\n    command: work\n    deploy: {replicas: 2}\n    depends_on: [web]\n"
+    "  idle:\n    command: idle\n    scale: 0\n"
+    "  api:\n    command: api\n    depends_on: {web: {condition: service_started}, idle: {}}\n",
 ]
 
 KEYS = sorted(
@@ -71,6 +79,9 @@ KEYS = sorted(
         *config_extras._LOGGING_KEYS,
         *config_extras._FILE_OPTIONS,
         "condition",
+        "replicas",
+        "resources",
+        "restart_policy",
         "path",
         "required",
         "version",
@@ -93,7 +104,7 @@ PLAUSIBLE = [
     "@every 1s", "@every 0s", "@every", "*/5 * * * *", "@daily", "@hourly", "61 * * * *",
     "0 0 30 2 *", "* * * *", "forbid", "replace", "allow", "restart", "sync", "rebuild", "file",
     "json-file", "10m", "10", "1k", "0k", "/var/log/x.log", "rel/x.log", "/var/log/", "*.pyc",
-    ".git/", "./src", "**/x",
+    ".git/", "./src", "**/x", "web.2", "a.1", "$PYINIT_REPLICA", "$${PYINIT_SERVICE}",
 ]  # fmt: skip
 
 scalars = st.one_of(
@@ -112,7 +123,9 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
     max_leaves=20,
 )
-service_names = st.one_of(st.sampled_from(["a", "b", "db", "web", "bad name", "-x"]), st.text())
+service_names = st.one_of(
+    st.sampled_from(["a", "b", "db", "web", "bad name", "-x", "web.2", "a.1"]), st.text()
+)
 services = st.dictionaries(
     service_names,
     st.one_of(
@@ -165,6 +178,60 @@ feature_services = st.dictionaries(
 )
 
 
+# Services built around replicas: counts valid and not, both spellings (and both
+# at once), Compose's other deploy keys, names an instance has or may have. Half
+# are plain enough to load, so that what follows the key checks is reached too
+# (instances, dependants of a group, the limit on services once scaled).
+_NAMES = ["a", "b", "web", "web.2", "web.7", "a.1"]
+# Mostly small; now and then one at the limit, alone or beside others.
+_fine_counts = st.sampled_from([0, 1, 2, 3] * 4 + [5001, 9999, 10_000])
+_counts = st.one_of(_fine_counts, st.sampled_from([-1, 10_001, True, "2", 2.5]), scalars)
+_deploy = st.one_of(
+    values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "replicas": _counts,
+            "resources": values,
+            "restart_policy": values,
+            "mode": scalars,
+            "replica": scalars,
+        },
+    ),
+)
+_plain_service = st.one_of(
+    st.fixed_dictionaries({"command": st.just("true")}),
+    st.fixed_dictionaries({"command": st.just("true"), "scale": _fine_counts}),
+    st.fixed_dictionaries(
+        {"command": st.just("true"), "deploy": st.fixed_dictionaries({"replicas": _fine_counts})}
+    ),
+)
+_odd_service = st.fixed_dictionaries(
+    {"command": st.sampled_from(["true", "run $PYINIT_REPLICA", "run $$PYINIT_SERVICE"])},
+    optional={
+        "type": st.sampled_from(["oneshot", "longrun"]),
+        "scale": _counts,
+        "deploy": _deploy,
+        "schedule": st.sampled_from(["@every 1m", "@daily"]),
+        "logging": _logging,
+    },
+)
+
+
+@st.composite
+def replica_services(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=4, unique=True))
+    services: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        service = draw(st.one_of(_plain_service, _plain_service, _odd_service))
+        # mostly on services declared before (no cycle); now and then on any name
+        # (itself, a later one, one not declared, an instance: mistakes among many)
+        others = names[:i] if draw(st.integers(0, 4)) else _NAMES
+        depends = draw(st.lists(st.sampled_from(others), max_size=2, unique=True)) if others else []
+        services[name] = {**service, "depends_on": depends} if depends else service
+    return services
+
+
 def _yaml_node(text: str) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
@@ -181,7 +248,8 @@ def _acyclic(config: Config) -> bool:
         if state.get(name) == 2:
             return True
         state[name] = 1
-        ok = all(visit(d.name) for d in config.services[name].depends_on)
+        deps = config.services[name].depends_on
+        ok = all(visit(m) for d in deps for m in config.members(d.name))
         state[name] = 2
         return ok
 
@@ -202,11 +270,13 @@ def check(text: str, path: str = PATH) -> Config | None:
             if parsed:
                 assert isinstance(problem.line, int) and problem.line >= 1, problem
         return None
-    assert config.services
+    assert config.services or config.scaled
     for name, svc in config.services.items():
         assert svc.name == name and svc.command
         for dep in svc.depends_on:
-            assert dep.name in config.services and dep.name != name
+            assert dep.name in config.services or dep.name in config.scaled
+            assert dep.name not in (name, svc.replica_of)
+    _check_replicas(config)
     assert _acyclic(config)
     for svc in config.services.values():
         if svc.schedule is not None:
@@ -216,14 +286,39 @@ def check(text: str, path: str = PATH) -> Config | None:
         if svc.log_file is not None:
             assert os.path.isabs(svc.log_file.path) and svc.log_file.max_files >= 1
         for dep in svc.depends_on:
-            assert config.services[dep.name].schedule is None
+            target = config.scaled.get(dep.name) or config.services[dep.name]
+            assert target.schedule is None
     tiers = config.start_tiers()
     flat = [name for tier in tiers for name in tier]
     assert sorted(flat) == sorted(config.services) and len(flat) == len(set(flat))
     tier_of = {name: i for i, tier in enumerate(tiers) for name in tier}
     for name, svc in config.services.items():
-        assert all(tier_of[d.name] < tier_of[name] for d in svc.depends_on)
+        members = [m for d in svc.depends_on for m in config.members(d.name)]
+        assert all(tier_of[m] < tier_of[name] for m in members)
     return config
+
+
+def _check_replicas(config: Config) -> None:
+    """Each scaled longrun is exactly its instances NAME.1..N, each told who it is;
+    no other service has a name an instance has or may have; within the limit."""
+    assert len(config.services) <= MAX_INSTANCES
+    for name, declared in config.scaled.items():
+        assert declared.scale is not None and 0 <= declared.scale <= MAX_SCALE
+        assert declared.type is ServiceType.LONGRUN and name not in config.services
+        members = config.members(name)
+        assert [n for n, s in config.services.items() if s.replica_of == name] == list(members)
+        for i, member in enumerate(members, 1):
+            svc = config.services[member]
+            assert (svc.replica, svc.scale, svc.command) == (i, None, declared.command)
+            assert svc.environment["PYINIT_SERVICE"] == name
+            assert svc.environment["PYINIT_REPLICA"] == str(i)
+            if declared.log_file is not None:
+                assert svc.log_file is not None and svc.log_file.path != declared.log_file.path
+    for name, svc in config.services.items():
+        if svc.replica_of is None:
+            assert svc.scale is None and svc.replica == 0
+            parts = split_instance(name)
+            assert parts is None or parts[0] not in config.scaled, name
 
 
 def test_seeds_are_valid() -> None:
@@ -239,6 +334,12 @@ def test_random_documents(doc: Any) -> None:
 @given(feature_services)
 def test_schedule_watch_and_log_file_keys(services: Any) -> None:
     """schedule, concurrency, develop.watch and logging's file driver, in any shape."""
+    check(yaml.safe_dump({"services": services}, allow_unicode=True))
+
+
+@given(replica_services())
+def test_scale_and_deploy_keys(services: Any) -> None:
+    """scale and deploy.replicas in any shape, names like web.2, dependants."""
     check(yaml.safe_dump({"services": services}, allow_unicode=True))
 
 

@@ -35,7 +35,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=12,
 )
-ARG_KEYS = ["cmd", "services", "service", "signal", "lines", "timeout"]
+ARG_KEYS = ["cmd", "services", "service", "signal", "lines", "timeout", "count"]
 arg_values = st.one_of(
     json_values,
     st.sampled_from([*COMMANDS, "TERM", "SIGRTMAX-1", "0", "99", "²", "web", "", -1, 0, 1e308]),
@@ -64,6 +64,10 @@ def _check_parse(line: bytes) -> Request | None:
     assert len(set(request.services)) == len(request.services)
     assert isinstance(request.lines, int) and request.lines >= 0
     assert math.isfinite(request.timeout) and 0 <= request.timeout <= MAX_WAIT_TIMEOUT
+    assert isinstance(request.count, int) and not isinstance(request.count, bool)
+    assert request.count >= 0
+    if request.cmd == "scale":
+        assert len(request.services) == 1
     return request
 
 

@@ -3,9 +3,11 @@
 A small model of the supervisor carries out the table's decisions on fake
 instances (up, asked to stop, signalled, down). Hypothesis interleaves reloads
 of random files (a few names, a couple of versions, moving line numbers) with
-stops being sent and finishing, and operator stops. After every step: no name
-the file has is lost, nothing settled runs a stale definition, and once every
-pending stop finishes the running definitions are exactly the last file's.
+stops being sent and finishing, and operator stops. A file may scale a service
+``s`` (instances s.1..s.N, config/replicas.py), and ``pyinit scale`` changes only
+its count. After every step: no name the file has is lost, nothing settled runs a
+stale definition, and once every pending stop finishes the running definitions
+are exactly the last file's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from pyinit.config import ServiceConfig
+from pyinit.config.replicas import instance
 from pyinit.reload import definition
 from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop, Withdraw
 
@@ -27,10 +30,26 @@ def cfg(name: str, version: int, line: int) -> ServiceConfig:
     return ServiceConfig(name=name, command=("run", f"v{version}"), line=line)
 
 
-files = st.dictionaries(
+MAX_COUNT = 3
+INSTANCES = tuple(f"s.{i}" for i in range(1, MAX_COUNT + 1))
+Scaled = tuple[int, int, int]  # the scaled service s: (version, line, count)
+
+
+def instances(scaled: Scaled | None) -> dict[str, ServiceConfig]:
+    """What a file declaring ``s`` with ``scale: count`` runs (no instance at 0)."""
+    if scaled is None:
+        return {}
+    version, line, count = scaled
+    declared = ServiceConfig(name="s", command=("run", f"v{version}"), line=line, scale=count)
+    return {f"s.{i}": instance(declared, i) for i in range(1, count + 1)}
+
+
+plain_files = st.dictionaries(
     st.sampled_from(NAMES),
     st.tuples(st.integers(1, 2), st.integers(1, 3)),
 ).map(lambda d: {n: cfg(n, v, line) for n, (v, line) in d.items()})
+scaled_service = st.none() | st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(0, 3))
+files = st.tuples(plain_files, scaled_service)
 
 
 @dataclass
@@ -99,13 +118,26 @@ class World:
 class ReloadRaces(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.file = {"a": cfg("a", 1, 1), "b": cfg("b", 1, 2)}
+        self.scaled: Scaled | None = (1, 3, 2)
+        self.file = {"a": cfg("a", 1, 1), "b": cfg("b", 1, 2), **instances(self.scaled)}
         self.world = World(self.file)
 
-    @rule(file=files)
-    def reload(self, file: dict[str, ServiceConfig]) -> None:
-        self.file = file
-        self.world.reload(file)
+    @rule(drawn=files)
+    def reload(self, drawn: tuple[dict[str, ServiceConfig], Scaled | None]) -> None:
+        plain, self.scaled = drawn
+        self.file = {**plain, **instances(self.scaled)}
+        self.world.reload(self.file)
+
+    @precondition(lambda self: self.scaled is not None)
+    @rule(count=st.integers(0, MAX_COUNT))
+    def scale(self, count: int) -> None:
+        """``pyinit scale s COUNT``: the running file with only s's count changed."""
+        assert self.scaled is not None
+        version, line, _ = self.scaled
+        self.scaled = (version, line, count)
+        plain = {n: c for n, c in self.file.items() if c.replica_of is None}
+        self.file = {**plain, **instances(self.scaled)}
+        self.world.reload(self.file)
 
     @precondition(lambda self: any(i.phase == "asked" for i in self.world.instances.values()))
     @rule(data=st.data())
@@ -150,7 +182,7 @@ class ReloadRaces(RuleBasedStateMachine):
             world.finish(world.stopping()[0])
         held = {n: definition(i.cfg) for n, i in world.instances.items()}
         assert held == {n: definition(c) for n, c in self.file.items()}
-        assert not any(world.table.pending(n) for n in NAMES)
+        assert not any(world.table.pending(n) for n in (*NAMES, *INSTANCES))
 
 
 TestReloadRaces = ReloadRaces.TestCase

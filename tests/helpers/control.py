@@ -73,6 +73,11 @@ class FakeSupervisor:
     def signal_services(self, signum: int, names: list[str]) -> tuple[list[str], list[str]]:
         return self._act(names)
 
+    def scale_service(self, name: str, count: int) -> tuple[list[str], list[str], list[str]]:
+        if name not in self.services:
+            return [], [], [f"no service named {name!r}"]
+        return [], [], [f"{name} is not scaled"]
+
     def reload(self, on_done: Callable[[bool, list[str]], None] | None = None) -> None:
         # As the real one: answered later, from the loop, when the load is over.
         if on_done is not None:

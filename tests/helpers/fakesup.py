@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from pyinit.config import load_config_text
+from pyinit.config.profiles import unselected_in
 from pyinit.exitstatus import ExitStatus
 from pyinit.reaper import Reaped
 from pyinit.spawn import SpawnError, SpawnSpec
@@ -35,9 +36,10 @@ class FakeClock:
 
 
 class FakeProcesses:
-    """Pretend processes, named by argv[0]. A process dies of any signal it does not
-    survive (``HARMLESS``, or what ``stubborn`` lists for its name); SIGKILL always,
-    unless it is ``unkillable``."""
+    """Pretend processes, named by argv[0] (``argv[0].i`` for instance i of a scaled
+    service: every instance runs the same command). A process dies of any signal it
+    does not survive (``HARMLESS``, or what ``stubborn`` lists for its name); SIGKILL
+    always, unless it is ``unkillable``."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -93,6 +95,9 @@ class FakeProcesses:
     # -- Launcher -------------------------------------------------------------------
     def spawn(self, spec: SpawnSpec) -> int:
         name = spec.argv[0]
+        replica = (spec.env or {}).get("PYINIT_REPLICA")
+        if replica is not None:
+            name = f"{name}.{replica}"
         if name in self.unstartable:
             raise SpawnError(None, name, "exec", 2)
         pid = next(self._pids)
@@ -127,16 +132,26 @@ class FakeProcesses:
 class FakeSupervisor:
     """A real Supervisor (real event loop, log router, monitors) over fakes."""
 
-    def __init__(self, tmp_path: Path, text: str, main: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        text: str,
+        main: list[str] | None = None,
+        selection: tuple[list[str], list[str]] = ([], []),
+    ) -> None:
+        """``selection``: (active profiles, --only names), as the command line gives."""
         config = load_config_text(
             textwrap.dedent(text), str(tmp_path / "services.yaml"), {}, ids=(0, 0)
         )
+        skipped, problems = unselected_in(config, *selection)
+        assert not problems, problems
         self.clock = FakeClock()
         self.procs = FakeProcesses(self.clock)
         self.sup = Supervisor(
             config,
             main,
             verbosity=1,
+            unselected=frozenset(skipped),
             clock=self.clock,
             launcher=self.procs,
             sender=self.procs,
@@ -175,6 +190,11 @@ class FakeSupervisor:
             self.clock.now = max(self.clock.now, due)
             self.settle()
         self.clock.now = max(self.clock.now, target)
+        self.settle()
+
+    def ready(self, name: str) -> None:
+        """``name``'s readiness source says it is ready (as its monitor reports it)."""
+        self.sup.services[name].monitor.on_ready("test")
         self.settle()
 
     def signal(self, *signums: int) -> None:

@@ -14,13 +14,17 @@ MakeFake = Callable[..., FakeSupervisor]
 
 @pytest.fixture
 def fakesup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeFake]:
-    """``fakesup(services_yaml, main=None)``: a started FakeSupervisor, its status
-    file in the test's own runtime directory."""
+    """``fakesup(services_yaml, main=None, selection=([], []))``: a started
+    FakeSupervisor, its status file in the test's own runtime directory."""
     monkeypatch.setenv("PYINIT_RUNTIME_DIR", str(tmp_path / "rt"))
     made: list[FakeSupervisor] = []
 
-    def make(text: str, main: list[str] | None = None) -> FakeSupervisor:
-        fake = FakeSupervisor(tmp_path, text, main)
+    def make(
+        text: str,
+        main: list[str] | None = None,
+        selection: tuple[list[str], list[str]] = ([], []),
+    ) -> FakeSupervisor:
+        fake = FakeSupervisor(tmp_path, text, main, selection)
         made.append(fake)
         return fake.start()
 

@@ -69,6 +69,37 @@ def test_a_supervisors_snapshot_has_the_old_keys_in_order() -> None:
     assert Snapshot.from_json(json.loads(json.dumps(doc))) == snapshot
 
 
+# A scaled service adds a last key to the document and to each instance's entry;
+# a document without one is GOLDEN's shape, byte for byte.
+GOLDEN_SCALED = (
+    '{"pid":7,"stopping":false,"started":1700000000.25,"orphans_reaped":0,'
+    '"signals_forwarded":0,"services":{"web.1":{"type":"longrun","state":"running",'
+    '"pid":10,"ready":true,"health":null,"health_detail":"","restarts":0,'
+    '"last_exit":null,"reason":"","status_text":"","uptime":1.0,"replica_of":"web"}},'
+    '"scaled":{"web":1,"idle":0}}'
+)
+
+
+def test_a_scaled_supervisors_snapshot_adds_keys_at_the_end() -> None:
+    config = load_config_text(
+        "services:\n"
+        "  web:\n    command: [sleep, '1']\n    scale: 2\n"
+        "  idle:\n    command: [sleep, '1']\n    scale: 0\n"
+        "  job:\n    command: ['true']\n    type: oneshot\n",
+        "services.yaml",
+    )
+    snapshot = Supervisor(config).snapshot()
+    doc = snapshot.to_json()
+    assert list(doc) == [*TOP_KEYS, "scaled"] and doc["scaled"] == {"web": 2, "idle": 0}
+    assert list(doc["services"]) == ["web.1", "web.2", "job"]
+    assert list(doc["services"]["web.2"]) == [*SERVICE_KEYS, "replica_of"]
+    assert list(doc["services"]["job"]) == SERVICE_KEYS
+    assert snapshot.groups() == {"web": ["web.1", "web.2"], "idle": []}
+    assert Snapshot.from_json(json.loads(json.dumps(doc))) == snapshot
+    scaled = Snapshot.from_json(json.loads(GOLDEN_SCALED))
+    assert json.dumps(scaled.to_json(), separators=(",", ":")) == GOLDEN_SCALED
+
+
 def test_json_is_byte_identical_to_the_dict_format() -> None:
     obj = json.loads(GOLDEN)
     snapshot = Snapshot.from_json(obj)

@@ -210,3 +210,23 @@ def test_a_raising_handler_is_logged_and_the_batch_goes_on(
     assert len(fake.procs.starts("victim")) == 2
     fake.signal(signal.SIGTERM)
     assert fake.done and fake.exit_code == 0
+
+
+def test_operator_start_brings_a_dependant_back_after_all_it_depends_on(
+    fakesup: MakeFake,
+) -> None:
+    """A stop of a and b took api down; starting both brings api back after both
+    started, not once a alone did (b's start before the stop must not count)."""
+    fake = fakesup(
+        """
+        services:
+          a: {command: ["a"]}
+          b: {command: ["b"]}
+          api: {command: ["api"], depends_on: [a, b]}
+        """
+    )
+    fake.sup.stop_services(["a", "b"])
+    fake.settle()
+    assert fake.sup.start_services(["a", "b"]) == (["a", "b", "api"], [])
+    fake.settle()
+    assert [n for _, n in fake.procs.spawned] == ["a", "b", "api", "a", "b", "api"]
