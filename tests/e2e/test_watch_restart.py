@@ -17,9 +17,9 @@ from tests.helpers.supervisor import start, write_config
 RESTART = r"^pyinit: web: (.*) changed; restarting$"
 
 
-def watched_web(tmp_path: Path, extra: str = "") -> Path:
+def watched_web(tmp_path: Path, extra: str = "", scale: int | None = None) -> Path:
     """``web`` records each start in ``starts``; it watches ./src (relative to the
-    config file), ignoring *.pyc and .git/."""
+    config file), ignoring *.pyc and .git/; ``scale``: run that many instances."""
     (tmp_path / "src" / ".git").mkdir(parents=True)
     starts = tmp_path / "starts"
     config = write_config(
@@ -28,6 +28,7 @@ def watched_web(tmp_path: Path, extra: str = "") -> Path:
         services:
           web:
             command: {argv(*sh(f"echo $$ >> {starts}; exec sleep 1000"))}
+            {f"scale: {scale}" if scale is not None else ""}
             develop:
               watch:
                 - path: ./src
@@ -144,22 +145,8 @@ def test_instances_share_one_watcher(cli: Runner, tmp_path: Path, env: dict[str,
     soon meet fs.inotify.max_user_instances, lowered to 1 here in a user
     namespace of the test's own): a change is one restart line, and every
     instance restarts."""
-    (tmp_path / "src").mkdir()
+    config = watched_web(tmp_path, scale=3)
     starts = tmp_path / "starts"
-    config = write_config(
-        tmp_path,
-        f"""
-        services:
-          web:
-            command: {argv(*sh(f"echo $$ >> {starts}; exec sleep 1000"))}
-            scale: 3
-            stop_grace_period: 2s
-            develop:
-              watch:
-                - path: ./src
-                  action: restart
-        """,
-    )
     lower = 'echo 1 > /proc/sys/user/max_inotify_instances && exec "$@"'
     program = ["unshare", "--user", "--map-root-user", "sh", "-c", lower, "sh", *entry_point()]
     proc = cli.start(["-c", str(config)], program=program, env=env)
