@@ -287,12 +287,12 @@ class Snapshot:
         return doc
 
     def groups(self) -> dict[str, list[str]]:
-        """Each scaled service -> its instances (config order; none at scale 0)."""
-        found: dict[str, list[str]] = {name: [] for name in self.scaled}
-        for name, svc in self.services.items():
-            if svc.replica_of is not None:
-                found.setdefault(svc.replica_of, []).append(name)
-        return found
+        """Each scaled service -> its instances at the current count (none at scale
+        0); one a scale down or a reload is removing is not among them."""
+        return {
+            name: [m for i in range(1, count + 1) if (m := f"{name}.{i}") in self.services]
+            for name, count in self.scaled.items()
+        }
 
     def stable_json(self) -> dict[str, Any]:
         """to_json() without what changes by itself (uptimes): equal for two

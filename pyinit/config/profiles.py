@@ -94,5 +94,7 @@ def unselected_in(config: Config, active: list[str], only: list[str]) -> tuple[s
     idle = {n: (d.profiles, ()) for n, d in config.scaled.items() if not d.scale}
     empty = [f"--only {n}: scale: 0 runs no instance of it" for n in only if n in idle]
     names = [m for n in only if n not in idle for m in each(n)]
+    if only and not names:  # --only named nothing that runs: nothing is selected
+        return set(shape), empty
     skipped, problems = unselected({**shape, **idle}, active, names)
     return skipped - idle.keys(), problems + empty

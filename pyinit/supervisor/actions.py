@@ -18,6 +18,7 @@ from pyinit.reload_state import Add, Decision, Drop, ReloadTable, Replace, Stop,
 from pyinit.service import Event, EventKind, State
 from pyinit.supervisor import conditions
 from pyinit.supervisor.conditions import Facts
+from pyinit.supervisor.selection import pull_unselected
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -58,6 +59,7 @@ class Host(Protocol):
     """What operator actions need of the supervisor."""
 
     config: Config
+    selection: tuple[list[str], list[str]]  # the boot's (active profiles, --only)
     services: dict[str, ServiceRuntime]
 
     @property
@@ -132,11 +134,12 @@ class Operator:
         What depends on a scaled service goes too only when none of its instances
         stays up: one instance stopped or restarted leaves the others serving."""
 
-        def group(name: str) -> tuple[str, ...]:
-            owner = self.services[name].cfg.replica_of
-            return () if owner is None else self.config.members(owner)
+        return conditions.with_group_dependants(
+            names, self.host.dependants_of, self._alive, self._owner, self.config.members
+        )
 
-        return conditions.with_group_dependants(names, self.host.dependants_of, self._alive, group)
+    def _owner(self, name: str) -> str | None:
+        return self.services[name].cfg.replica_of
 
     def _alive(self, name: str) -> bool:
         rt = self.services.get(name)
@@ -172,7 +175,7 @@ class Operator:
         started: list[str] = []
         self.host.extras.jobs.paused.difference_update(names)
         back = self._cascaded_dependants(names)
-        pulled = self._unselected_dependencies(names)
+        pulled = pull_unselected(self, names)
         self.unselected.difference_update(names)
         if pulled:  # they start first; what depends on them once they are ready
             for name in pulled + names:
@@ -198,26 +201,21 @@ class Operator:
         self._reconcile()
         return started + back, errors
 
-    def _unselected_dependencies(self, names: list[str]) -> list[str]:
-        """What ``names`` depend on (transitively) that was not started at boot."""
-        found: list[str] = []
-        members = self.config.members
-        todo = [m for n in names for d in self.services[n].cfg.depends_on for m in members(d.name)]
-        while todo:
-            name = todo.pop()
-            if name in self.unselected and name not in found:
-                found.append(name)
-                todo.extend(m for d in self.services[name].cfg.depends_on for m in members(d.name))
-        self.unselected.difference_update(found)
-        return found[::-1]
-
     def _cascaded_dependants(self, names: list[str]) -> list[str]:
         """What an earlier stop of ``names`` took down with them: each is started
         again once what it depends on is back (as after a restart)."""
         self.cascaded.difference_update(names)
-        found = conditions.with_dependants(
-            names, self.host.dependants_of, lambda n: n in self.cascaded
-        )
+        starting = set(names)
+        whole: dict[str, bool] = {}  # a group is back once each instance starts or runs
+
+        def dependants(name: str) -> list[str]:
+            group = self._owner(name)
+            if group is not None and group not in whole:
+                members = self.config.members(group)
+                whole[group] = all(m in starting or self._alive(m) for m in members)
+            return self.host.dependants_of(name, group is None or whole[group])
+
+        found = conditions.with_dependants(names, dependants, lambda n: n in self.cascaded)
         back = [n for n in found if n not in names]
         for name in back:
             self.cascaded.discard(name)

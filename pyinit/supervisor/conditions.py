@@ -137,11 +137,13 @@ def with_dependants(
 ) -> list[str]:
     """``names`` plus, transitively, every live service that depends on them."""
     found: list[str] = []
+    seen: set[str] = set()  # found, as a set: 10,000 names are looked up in it
     todo = list(names)
     while todo:
         name = todo.pop()
-        if name in found:
+        if name in seen:
             continue
+        seen.add(name)
         found.append(name)
         todo.extend(d for d in dependants(name) if alive(d))
     return found
@@ -151,20 +153,29 @@ def with_group_dependants(
     names: list[str],
     dependants_of: Callable[[str, bool], list[str]],
     alive: Callable[[str], bool],
-    group: Callable[[str], Sequence[str]],
+    owner: Callable[[str], str | None],
+    members: Callable[[str], Sequence[str]],
 ) -> list[str]:
     """``with_dependants`` where what depends on a scaled service joins only once
-    none of its instances stays up (``group``: the instances of a name's scaled
-    service, () for any other; ``dependants_of(name, whole_group)``). Repeated
-    until nothing more joins: a group is whole only once all of it was found
-    (stopping db, that each instance depends on, takes what depends on the group)."""
+    none of its instances stays up (``owner``: a name's scaled service, None for
+    any other; ``members``: its instances; ``dependants_of(name, whole_group)``).
+    Repeated until nothing more joins: a group is whole only once all of it was
+    found (stopping db, that each instance depends on, takes what depends on the
+    group). Whether a group is whole is worked out once per group and round."""
     chosen: set[str] = set()
+    whole: dict[str, bool] = {}
 
     def dependants(name: str) -> list[str]:
-        return dependants_of(name, all(m in chosen or not alive(m) for m in group(name)))
+        group = owner(name)
+        if group is None:
+            return dependants_of(name, True)
+        if group not in whole:
+            whole[group] = all(m in chosen or not alive(m) for m in members(group))
+        return dependants_of(name, whole[group])
 
     found = list(names)
     while chosen != set(found):
         chosen = set(found)
+        whole.clear()
         found = with_dependants(names, dependants, alive)
     return found

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pyinit.config.replicas import rescale
 from pyinit.reload import ReloadPlan
+from pyinit.supervisor.selection import held_back
 
 if TYPE_CHECKING:
     from pyinit.supervisor.actions import Operator
@@ -30,17 +31,18 @@ def scale(op: Operator, name: str, count: int) -> tuple[list[str], list[str], li
     except ValueError as exc:
         return [], [], [str(exc)]
     before, after = old.members(name), new.members(name)
-    added = [n for n in after if n not in before]
-    removed = [n for n in before if n not in after]
+    was, will = set(before), set(after)
+    added = [n for n in after if n not in was]
+    removed = [n for n in before if n not in will]
     if not added and not removed:
         op.log(f"scale {name}: already {count}")
         return [], [], []
     # A group left out at boot (profiles, --only) stays out as it grows.
-    held = bool(before) and all(n in op.unselected for n in before)
+    held = held_back(op, op.host.selection, new, added)
     unchanged = [n for n in new.services if n in old.services]
     label = f"scale {name} {len(before)} -> {count}"
-    if held and added:
-        op.unselected.update(added)
-        op.log(f"{label}: {', '.join(added)} added stopped (profiles, --only; `pyinit start`)")
+    if held:
+        op.unselected.update(held)
+        op.log(f"{label}: {', '.join(held)} added stopped (profiles, --only; `pyinit start`)")
     op._apply_reload(new, ReloadPlan(added, removed, [], unchanged), label)
-    return ([] if held else added), removed, []
+    return [n for n in added if n not in op.unselected], removed, []

@@ -152,6 +152,7 @@ class FakeSupervisor:
             main,
             verbosity=1,
             unselected=frozenset(skipped),
+            selection=selection,
             clock=self.clock,
             launcher=self.procs,
             sender=self.procs,

@@ -7,9 +7,14 @@ every instance. No process is started; the clock is fake."""
 from __future__ import annotations
 
 import signal
+import textwrap
+from pathlib import Path
 
 import pytest
 
+from pyinit.config import load_config_text
+from pyinit.statustable import format_scaled
+from pyinit.supervisor.selection import apply_file_reload
 from tests.unit.conftest import MakeFake
 
 GROUP = """
@@ -289,3 +294,113 @@ def test_a_scale_down_may_be_what_a_dependant_waited_for(fakesup: MakeFake) -> N
     fake.settle()
     assert fake.state("api") == "running"
     assert "web.3" not in fake.sup.services
+
+
+# -- edge cases found in review ----------------------------------------------------------
+
+
+def test_a_group_grown_from_zero_follows_the_boot_selection(fakesup: MakeFake) -> None:
+    """At scale 0 there is no instance to follow: the new ones follow the boot's
+    selection, as a reload adding them does (web's profile is not active)."""
+    text = """
+        services:
+          web: {command: ["web"], scale: 0, profiles: [debug]}
+          api: {command: ["api"]}
+        """
+    fake = fakesup(text)
+    assert fake.sup.scale_service("web", 2) == ([], [], [])
+    fake.settle()
+    assert started(fake.procs.spawned) == ["api"]
+    assert states(fake, "web.1", "web.2") == ["stopped"] * 2
+    fake = fakesup(text, selection=(["debug"], []))
+    assert fake.sup.scale_service("web", 2) == (["web.1", "web.2"], [], [])
+    fake.settle()
+    assert states(fake, "web.1", "web.2") == ["running"] * 2
+
+
+def test_a_reload_grows_a_started_group_as_started(fakesup: MakeFake, tmp_path: Path) -> None:
+    """A group left out at boot but started by an operator since: the instances a
+    reload adds start with it (they follow the group, not the boot's profiles)."""
+    text = """
+        services:
+          web: {command: ["web"], scale: 2, profiles: [debug]}
+          api: {command: ["api"]}
+        """
+    fake = fakesup(text)
+    assert fake.sup.start_services(["web.1", "web.2"])[1] == []
+    fake.settle()
+    new = load_config_text(
+        textwrap.dedent(text).replace("scale: 2", "scale: 3"),
+        str(tmp_path / "services.yaml"),
+        {},
+        ids=(0, 0),
+    )
+    apply_file_reload(fake.sup.actions, fake.sup.selection, new)
+    fake.settle()
+    assert states(fake, "web.1", "web.2", "web.3") == ["running"] * 3
+    assert "web.3" not in fake.sup.unselected
+
+
+def test_a_reload_under_only_naming_a_scale_zero_group_holds_what_it_adds(
+    fakesup: MakeFake, tmp_path: Path
+) -> None:
+    """--only web, then web goes to scale 0 in the file: --only still selects
+    nothing else, so a service the reload adds is held (not started as if there
+    were no --only)."""
+    fake = fakesup(
+        """
+        services:
+          web: {command: ["web"], scale: 2}
+          api: {command: ["api"]}
+        """,
+        selection=([], ["web"]),
+    )
+    assert states(fake, "web.1", "web.2", "api") == ["running", "running", "stopped"]
+    new = load_config_text(
+        textwrap.dedent(
+            """
+            services:
+              web: {command: ["web"], scale: 0}
+              api: {command: ["api"]}
+              extra: {command: ["extra"]}
+            """
+        ),
+        str(tmp_path / "services.yaml"),
+        {},
+        ids=(0, 0),
+    )
+    apply_file_reload(fake.sup.actions, fake.sup.selection, new)
+    fake.settle()
+    assert states(fake, "api", "extra") == ["stopped", "stopped"]
+    assert "extra" not in started(fake.procs.spawned)
+
+
+def test_starting_one_instance_does_not_bring_back_the_group_dependants(
+    fakesup: MakeFake,
+) -> None:
+    """After ``stop web`` took api down, ``start web.1`` alone leaves api stopped:
+    api waits for every instance; ``start web`` then brings it back."""
+    fake = fakesup(GROUP)
+    assert fake.sup.stop_services(["web.1", "web.2", "web.3"])[1] == []
+    fake.settle()
+    assert fake.sup.start_services(["web.1"]) == (["web.1"], [])
+    fake.settle()
+    assert states(fake, "web.1", "web.2", "web.3", "api") == [
+        "running", "stopped", "stopped", "stopped",
+    ]  # fmt: skip
+    assert fake.sup.start_services(["web.2", "web.3"]) == (["web.2", "web.3", "api"], [])
+    fake.settle()
+    assert states(fake, "web.2", "web.3", "api") == ["running"] * 3
+
+
+def test_a_group_is_its_current_count_while_removed_ones_stop(fakesup: MakeFake) -> None:
+    """After a scale down, web.3 still stopping is not part of web: ``restart web``
+    names web.1 and web.2, and status counts 2 of 2."""
+    fake = fakesup(GROUP)
+    fake.procs.stubborn["web.3"] = {signal.SIGTERM}
+    fake.sup.scale_service("web", 2)
+    fake.settle()
+    snapshot = fake.sup.snapshot()
+    assert "web.3" in snapshot.services
+    assert snapshot.groups() == {"web": ["web.1", "web.2"]}
+    assert format_scaled(snapshot) == "\nscaled: web 2/2 running\n"
