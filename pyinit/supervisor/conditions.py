@@ -87,6 +87,18 @@ def dependants_of(name: str, services: Iterable[ServiceConfig]) -> list[str]:
     return [cfg.name for cfg in services if any(d.name == name for d in cfg.depends_on)]
 
 
+def dependants_map(services: Iterable[ServiceConfig]) -> dict[str, list[str]]:
+    """``dependants_of`` for every name at once (names nothing depends on are absent):
+    one pass over the graph instead of one per service."""
+    found: dict[str, list[str]] = {}
+    for cfg in services:
+        for dep in cfg.depends_on:
+            names = found.setdefault(dep.name, [])
+            if not names or names[-1] != cfg.name:  # a name listed twice counts once
+                names.append(cfg.name)
+    return found
+
+
 def with_dependants(
     names: list[str], dependants: Callable[[str], list[str]], alive: Callable[[str], bool]
 ) -> list[str]:

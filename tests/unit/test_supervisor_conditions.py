@@ -130,3 +130,13 @@ def test_pure_modules_import_nothing_that_touches_the_system(path: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not imported & IMPURE, sorted(imported & IMPURE)
+
+
+def test_dependants_map_is_dependants_of_for_every_name() -> None:
+    """One pass over the graph gives what asking for each name in turn gives (the
+    shutdown walks it once per pass; per name it was O(services^2))."""
+    cfgs = list(CONFIG.services.values())
+    found = conditions.dependants_map(cfgs)
+    for name in CONFIG.services:
+        assert found.get(name, []) == conditions.dependants_of(name, cfgs)
+    assert found["db"] == ["web"]
