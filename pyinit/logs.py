@@ -65,6 +65,9 @@ class LogRouter:
             "stderr": OutputSink(loop, stderr_fd, self._pressure),
         }
         self._captures: dict[int, _Capture] = {}
+        # The same captures by writer pid, in the order attached: a reap drains
+        # its pid's pipes without a pass over every service's (O(N^2) in a stop).
+        self._by_pid: dict[int, list[_Capture]] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
         # Log files (pyinit/logfile.py), and services whose lines go only there.
         self._files: dict[str, LogFile] = {}
@@ -86,7 +89,8 @@ class LogRouter:
     def attach(self, service: str, pid: int, stream: Stream, fd: int) -> None:
         os.set_blocking(fd, False)
         prefix = self._prefixes.get(service) or f"{service} | ".encode()
-        self._captures[fd] = _Capture(fd, service, stream, pid, prefix)
+        cap = self._captures[fd] = _Capture(fd, service, stream, pid, prefix)
+        self._by_pid.setdefault(pid, []).append(cap)
         if not self.paused:
             self.loop.add_reader(fd, self._reader_for(fd))
 
@@ -99,7 +103,7 @@ class LogRouter:
         Its writes are all in the pipe buffer by now, so reading until EAGAIN
         loses nothing; the pipe stays open for any child that inherited it.
         """
-        for cap in [c for c in self._captures.values() if c.pid == pid]:
+        for cap in list(self._by_pid.get(pid, ())):
             self._read(cap, until_empty=True)
 
     def _on_readable(self, fd: int) -> None:
@@ -222,6 +226,11 @@ class LogRouter:
             cap.partial = b""
         self.loop.remove_reader(cap.fd)
         self._captures.pop(cap.fd, None)
+        same_pid = self._by_pid.get(cap.pid, [])
+        if cap in same_pid:
+            same_pid.remove(cap)
+            if not same_pid:
+                del self._by_pid[cap.pid]
         os.close(cap.fd)
 
     def _pressure(self, on: bool) -> None:
