@@ -104,7 +104,11 @@ def run_sweep(args: argparse.Namespace) -> dict[int, Samples]:
                     say(f"round {rnd + 1}/{args.rounds}: {who}: {n} services ...")
                     with fifo(ready) as read_fd:
                         got = measure(
-                            configs[n][who], read_fd, n, args.idle_seconds, args.shutdown_cap,
+                            configs[n][who],
+                            read_fd,
+                            n,
+                            args.idle_seconds,
+                            args.shutdown_cap,
                             logfile,
                         )
                     say("  " + ", ".join(f"{k} {v:.3f}" for k, v in got.items()))
@@ -176,7 +180,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument(
-        "--shutdown-cap", type=float, default=60.0,
+        "--shutdown-cap",
+        type=float,
+        default=60.0,
         help="seconds after SIGTERM before a supervisor is killed and the sample capped",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 10 and 100")
