@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pyinit.config.model import Config, ServiceConfig
 from pyinit.control import ControlServer
@@ -92,7 +93,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.main = MainCommand(main_argv) if main_argv else None
         self._runtime_dir: str | None = None
         self._refused_dirs: set[str] = set()
-        self._last_snapshot = ""
+        self._last_snapshot: dict[str, Any] | None = None  # as last written, uptimes left out
         self._status_pending = False
         self._reconciling = False
         self._reconcile_again = False
