@@ -150,7 +150,8 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if self._runtime_dir is not None:
             remove_snapshot(self._runtime_dir)
         code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
-        emit_report(self.snapshot(), runs.ran(), code, self.log, output=self._last_output())
+        last = self.snapshot()
+        emit_report(last, runs.ran(), code, self.log, output=self._last_output(last))
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
         return code
 

@@ -189,12 +189,13 @@ class StatusMixin:
                 )
         return replace(snapshot, services=services)
 
-    def _last_output(self) -> tuple[str, list[str]] | None:
-        """For the termination report: the last lines of the service that ended the
-        container (a critical one), else of the first that failed or exited non-zero."""
+    def _last_output(self, snapshot: Snapshot) -> tuple[str, list[str]] | None:
+        """For the termination report (of ``snapshot``): the last lines of the service
+        that ended the container (a critical one), else of the first that failed or
+        exited non-zero."""
         name = self.ended_by
         if name is None:
-            snap = self.snapshot().services
+            snap = snapshot.services
             troubled = [
                 n
                 for n, s in snap.items()
