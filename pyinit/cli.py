@@ -322,7 +322,10 @@ def supervisor_main(
     supervisor = Supervisor(
         config, command, verbosity, log_format, http_address=http, unselected=frozenset(skipped)
     )
-    return supervisor.run()
+    code = supervisor.run()
+    # Everything is out (the log sinks flushed, files closed): the heap of 1,000
+    # services need not be freed object by object, which took ~30 ms of a stop.
+    _exit(code, finalize=False)
 
 
 # Talk to a running pyinit over its control socket (pyinit/client.py).
@@ -384,9 +387,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     _exit(code)
 
 
-def _exit(code: int) -> NoReturn:
+def _exit(code: int, finalize: bool = True) -> NoReturn:
     """Exit with ``code`` even when nobody reads stdout or stderr any more (a failed
-    final flush would make it 120): such a stream is pointed at /dev/null first."""
+    final flush would make it 120): such a stream is pointed at /dev/null first.
+    ``finalize=False``: after the flush, end the process without the interpreter's
+    clean-up (pyinit registers no atexit handler)."""
     for stream in (sys.stdout, sys.stderr):
         if stream is None:  # the fd was closed when pyinit started
             continue
@@ -397,4 +402,6 @@ def _exit(code: int) -> NoReturn:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
             except (OSError, ValueError):
                 pass
+    if not finalize:
+        os._exit(code)
     sys.exit(code)
