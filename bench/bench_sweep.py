@@ -16,7 +16,12 @@ each supervisor once per N, the order alternating from round to round, and measu
 The result is a Markdown table of medians with the ratio pyinit/supervisord and
 the targets at 1,000 services; ``--json FILE`` keeps every sample. A supervisor that
 has not exited ``--shutdown-cap`` seconds after SIGTERM is killed and its sample
-recorded as that cap (the table marks it with ">").
+recorded as that cap (the table marks it with ">"). ``--only pyinit`` leaves
+supervisord out; ``--src DIR`` runs the pyinit package in DIR (``python -P -m
+pyinit``) instead of the installed one, to compare with an older commit:
+
+    mkdir /tmp/before && git archive 8fae683 pyinit | tar -x -C /tmp/before
+    python3 bench/bench_sweep.py --only pyinit --src /tmp/before --sweep 1000
 
 Needs root (or another way to make PID namespaces) and supervisord. Standard
 library only.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -38,6 +44,8 @@ from typing import Any
 
 from bench_supervisor import (
     DEADLINE,
+    PYINIT,
+    PYTHON,
     SETTLE,
     SUPERVISORD,
     SUPERVISORS,
@@ -97,8 +105,11 @@ def run_sweep(args: argparse.Namespace) -> dict[int, Samples]:
         configs = {
             n: write_configs(base / f"fleet{n}", fleet_services(n, ready)) for n in args.sweep
         }
+        if args.src:
+            for argvs in configs.values():
+                argvs["pyinit"] = pyinit_from(args.src) + argvs["pyinit"][1:]
         for rnd in range(args.rounds):
-            order = SUPERVISORS if rnd % 2 == 0 else SUPERVISORS[::-1]
+            order = args.only if rnd % 2 == 0 else args.only[::-1]
             for n in args.sweep:
                 for who in order:
                     say(f"round {rnd + 1}/{args.rounds}: {who}: {n} services ...")
@@ -122,6 +133,12 @@ def run_sweep(args: argparse.Namespace) -> dict[int, Samples]:
     return results
 
 
+def pyinit_from(src: str) -> list[str]:
+    """``python -m pyinit`` with the package in ``src`` (an older commit, to compare).
+    -P: the current directory (a checkout holding another pyinit) not on sys.path."""
+    return ["env", f"PYTHONPATH={os.path.abspath(src)}", PYTHON, "-P", "-m", "pyinit"]
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -137,6 +154,8 @@ METRICS = [
 
 
 def cell(samples: Samples, who: str, key: str, spec: str) -> tuple[float, str]:
+    if who not in samples.values:  # left out with --only
+        return math.nan, "-"
     value = samples.median(who, key)
     text = f"{value * 1000:.1f}" if spec == "ms" else format(value, spec)
     if key == "shutdown_s" and samples.values[who].get("shutdown_capped"):
@@ -149,6 +168,7 @@ def cell(samples: Samples, who: str, key: str, spec: str) -> tuple[float, str]:
 def report(results: dict[int, Samples], args: argparse.Namespace) -> str:
     out = [
         f"Service-count sweep: {header()}",
+        f"pyinit: {args.src or PYINIT}; "
         f"{args.rounds} round(s), idle window {args.idle_seconds:g} s, "
         f"shutdown cap {args.shutdown_cap:g} s, load average before the run "
         f"{args.load_before}, after {load()}; medians.",
@@ -160,7 +180,7 @@ def report(results: dict[int, Samples], args: argparse.Namespace) -> str:
         for key, label, spec, target in METRICS:
             ours, ours_text = cell(results[n], "pyinit", key, spec)
             theirs, theirs_text = cell(results[n], "supervisord", key, spec)
-            ratio = f"{ours / theirs:.2f}" if theirs else "-"
+            ratio = f"{ours / theirs:.2f}" if theirs and not math.isnan(theirs) else "-"
             out.append(
                 f"| {n} | {label} | {ours_text} | {theirs_text} | {ratio} | "
                 f"{target if n == 1000 else ''} |"
@@ -185,19 +205,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="seconds after SIGTERM before a supervisor is killed and the sample capped",
     )
+    parser.add_argument("--only", choices=SUPERVISORS, help="run just this one (no ratio then)")
+    parser.add_argument(
+        "--src", metavar="DIR", help="run the pyinit package in DIR (python -m pyinit)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 10 and 100")
     parser.add_argument("--json", metavar="FILE", help="write every sample to FILE")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.idle_seconds, args.sweep = 1, 2.0, "10,100"
     args.sweep = [int(n) for n in args.sweep.split(",")]
+    args.only = (args.only,) if args.only else SUPERVISORS
     args.load_before = load()
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not shutil.which(SUPERVISORD):
+    if "supervisord" in args.only and not shutil.which(SUPERVISORD):
         print(f"{SUPERVISORD} not found", file=sys.stderr)
         return 2
     results = run_sweep(args)
