@@ -65,7 +65,9 @@ class LogRouter:
             "stderr": OutputSink(loop, stderr_fd, self._pressure),
         }
         self._captures: dict[int, _Capture] = {}
-        self._by_pid: dict[int, list[_Capture]] = {}  # drain_pid looks up, not scans
+        # The same captures by writer pid, in the order attached: a reap drains
+        # its pid's pipes without a pass over every service's (O(N^2) in a stop).
+        self._by_pid: dict[int, list[_Capture]] = {}
         self._watchers: dict[str, Callable[[bytes], None]] = {}
         # Log files (pyinit/logfile.py), and services whose lines go only there.
         self._files: dict[str, LogFile] = {}
@@ -87,7 +89,7 @@ class LogRouter:
     def attach(self, service: str, pid: int, stream: Stream, fd: int) -> None:
         os.set_blocking(fd, False)
         prefix = self._prefixes.get(service) or f"{service} | ".encode()
-        self._captures[fd] = cap = _Capture(fd, service, stream, pid, prefix)
+        cap = self._captures[fd] = _Capture(fd, service, stream, pid, prefix)
         self._by_pid.setdefault(pid, []).append(cap)
         if not self.paused:
             self.loop.add_reader(fd, self._reader_for(fd))
@@ -224,10 +226,10 @@ class LogRouter:
             cap.partial = b""
         self.loop.remove_reader(cap.fd)
         self._captures.pop(cap.fd, None)
-        same = self._by_pid.get(cap.pid)
-        if same is not None and cap in same:
-            same.remove(cap)
-            if not same:
+        same_pid = self._by_pid.get(cap.pid, [])
+        if cap in same_pid:
+            same_pid.remove(cap)
+            if not same_pid:
                 del self._by_pid[cap.pid]
         os.close(cap.fd)
 

@@ -62,8 +62,11 @@ class ServiceMonitor:
     # -- lifecycle, driven by the supervisor -----------------------------------------
     def prepare(self, env: dict[str, str], fds: dict[int, int]) -> None:
         """Before spawn: add what the readiness source needs to the child's env and fds."""
-        self._env = env
         ready = self.cfg.ready
+        # Probes run in the service's environment; with none, a copy of it per
+        # service held for nothing (1,000 services: 5 MiB of PID 1's memory).
+        if self.cfg.healthcheck is not None or (ready is not None and ready.probe is not None):
+            self._env = env
         if ready is None:
             return
         if ready.kind == "notify":

@@ -100,20 +100,30 @@ def _posix_spawnp(
 
 
 def _inheritable_fds() -> list[int]:
-    """Our fds that would survive exec (pyinit's own are all close-on-exec)."""
+    """Our fds that would survive exec. pyinit opens all of its own close-on-exec
+    (Python's default; O_CLOEXEC where it calls the system itself), so only fds
+    it inherited can: /proc/self/fd is listed on the first spawn only, and later
+    spawns check just what that found. A listing per spawn made starting N
+    services cost O(N^2): each holds two pipes."""
+    global _inherited
+    if _inherited is None:
+        try:
+            names = os.listdir("/proc/self/fd")
+        except OSError:
+            return []
+        _inherited = [int(name) for name in names]
     found = []
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return []
-    for name in names:
-        fd = int(name)
+    for fd in _inherited:
         try:
             if os.get_inheritable(fd):
                 found.append(fd)
         except OSError:
-            pass  # the directory's own fd, closed by now
+            pass  # closed since (or the listing's own fd)
+    _inherited = found
     return found
+
+
+_inherited: list[int] | None = None  # the candidates: fds inheritable when first listed
 
 
 def which(name: str, env: Mapping[str, str]) -> str | None:

@@ -101,6 +101,18 @@ def _ignore(signum: int, frame: object) -> None:
     """The Python-level handler: the C handler already wrote to the wake-up fd."""
 
 
+class HeldChildSignals:
+    """SIGCHLD blocked for the span of a ``with``: the exits in the meantime stay
+    pending as one SIGCHLD, delivered (one wake-up byte) when it ends. Nothing is
+    lost: the next reap collects every child that exited."""
+
+    def __enter__(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGCHLD,))
+
+    def __exit__(self, *exc: object) -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGCHLD,))
+
+
 class SignalIntake:
     """Routes the given signals through a wake-up pipe the loop can select on."""
 

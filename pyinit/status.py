@@ -21,7 +21,12 @@ STATUS_FILE = "status.json"
 
 def write_snapshot(directory: str, snapshot: Snapshot) -> None:
     """Replace the status file; never through a link planted in the directory."""
-    replace_file(directory, STATUS_FILE, json.dumps(snapshot.to_json(), sort_keys=True).encode())
+    write_snapshot_text(directory, json.dumps(snapshot.to_json(), sort_keys=True))
+
+
+def write_snapshot_text(directory: str, text: str) -> None:
+    """``write_snapshot`` for a snapshot already in JSON (``to_json``, sorted keys)."""
+    replace_file(directory, STATUS_FILE, text.encode())
 
 
 def remove_snapshot(directory: str) -> None:

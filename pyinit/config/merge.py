@@ -8,10 +8,15 @@ came from (its mark's name), so a problem names the right file and line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import yaml
 
 from pyinit.config.model import Problem
 from pyinit.config.yamltree import compose, prepare
+
+if TYPE_CHECKING:
+    from pyinit.config.yamltree import Loader
 
 SEPARATOR = "\0"  # joins the paths of one config (no path holds a NUL)
 
@@ -55,9 +60,9 @@ def merge(base: yaml.Node, over: yaml.Node, key: str, problems: list[Problem]) -
 
 def compose_all(
     sources: list[tuple[str, str]], problems: list[Problem]
-) -> tuple[yaml.SafeLoader, yaml.Node] | None:
+) -> tuple[Loader, yaml.Node] | None:
     """(path, text) of each file -> the loader of the first and the merged root."""
-    merged: tuple[yaml.SafeLoader, yaml.Node] | None = None
+    merged: tuple[Loader, yaml.Node] | None = None
     for path, text in sources:
         tree = compose(text, path, problems)
         if tree is None:

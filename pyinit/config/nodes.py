@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 
@@ -21,6 +21,9 @@ from pyinit.config.interpolation import InterpolationError, interpolate
 from pyinit.config.model import Problem
 from pyinit.config.yamltree import NULL_TAG, STR_TAG, join, line
 from pyinit.durations import parse_duration
+
+if TYPE_CHECKING:
+    from pyinit.config.yamltree import Loader
 
 Entries = Mapping[str, tuple[yaml.Node, yaml.Node]]  # key text -> (key node, value node)
 _E = TypeVar("_E", bound=Enum)
@@ -61,7 +64,7 @@ class Reader:
         self,
         path: str,
         environ: Mapping[str, str],
-        loader: yaml.SafeLoader,
+        loader: Loader,
         problems: list[Problem],
     ) -> None:
         self.path = path

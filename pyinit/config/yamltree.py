@@ -6,7 +6,12 @@ become problems; merge keys are applied, so readers see plain mappings.
 
 from __future__ import annotations
 
+import io
+import re
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import yaml
+from yaml.composer import Composer
 
 from pyinit.config.model import Problem
 
@@ -32,13 +37,11 @@ class _TooDeep(Exception):
         self.path = path
 
 
-class _DepthLimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses nesting deeper than MAX_DEPTH while composing,
-    before PyYAML's recursion gets anywhere near Python's limit."""
+class _DepthLimit:
+    """Refuses nesting deeper than MAX_DEPTH while composing, before PyYAML's
+    recursion gets anywhere near Python's limit (a mixin of both loaders)."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._path: list[str] = []  # key path of the node being composed
+    _path: list[str]  # key path of the node being composed
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # ``index``: PyYAML passes an int (a list item), a key node (a mapping's
@@ -51,12 +54,53 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             self._path.append("")
         try:
             if len(self._path) > MAX_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 raise _TooDeep(mark, "".join(self._path).lstrip("."))
-            node: yaml.Node | None = super().compose_node(parent, index)
+            node: yaml.Node | None = super().compose_node(parent, index)  # type: ignore[misc]
             return node
         finally:
             self._path.pop()
+
+
+class _DepthLimitedLoader(_DepthLimit, yaml.SafeLoader):
+    """PyYAML's own SafeLoader, pure Python: what every problem is worded by."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path = []
+
+
+if TYPE_CHECKING or yaml.__with_libyaml__:
+
+    class _FastLoader(_DepthLimit, Composer, yaml.CSafeLoader):
+        """libyaml scans and parses (in C: ten times faster, and far less garbage
+        left in PID 1's heap); PyYAML's composer, ahead of the C one, builds the
+        nodes, so the depth limit and anchors work as in the pure loader; the
+        scalars are typed by SafeLoader's own constructor and resolver."""
+
+        def __init__(self, stream: _Named) -> None:
+            yaml.CSafeLoader.__init__(self, stream)  # marks are named by stream.name
+            Composer.__init__(self)
+            self._path = []
+
+        def compose_scalar_node(self, anchor: dict[Any, yaml.Node]) -> yaml.ScalarNode:
+            node = super().compose_scalar_node(anchor)
+            if node.style == "":  # libyaml's word for plain; PyYAML's is None
+                node.style = None
+            return node
+
+
+if TYPE_CHECKING:
+    # What readers construct and resolve scalars with: either loader.
+    Loader: TypeAlias = _DepthLimitedLoader | _FastLoader
+
+
+class _Named(io.StringIO):
+    """The text as a stream with a name: libyaml names marks after ``stream.name``."""
+
+    def __init__(self, text: str, name: str) -> None:
+        super().__init__(text)
+        self.name = name
 
 
 def _code(character: object) -> int:
@@ -64,11 +108,41 @@ def _code(character: object) -> int:
     return character if isinstance(character, int) else ord(str(character)[:1] or "\0")
 
 
-def compose(
-    source: str, path: str, problems: list[Problem]
-) -> tuple[yaml.SafeLoader, yaml.Node] | None:
+def fast_compose(source: str, path: str) -> tuple[_FastLoader, yaml.Node | None]:
+    """libyaml's loader and tree for ``source``. Raises for any text libyaml objects
+    to, and for text with what libyaml reads otherwise than PyYAML (found by
+    tests/fuzz/test_fuzz_yaml_parsers.py): see _PURE_ONLY."""
+    if not yaml.__with_libyaml__ or not source.endswith("\n") or _PURE_ONLY.search(source):
+        raise ValueError("left to the pure parser")
+    if "?" in source and ("[" in source or "{" in source):
+        raise ValueError("left to the pure parser")
+    loader = _FastLoader(_Named(source, path))
+    return loader, loader.get_single_node()
+
+
+# Text libyaml reads otherwise than PyYAML is left to the pure parser: a tab after a
+# plain scalar (``a: b<TAB>``, which PyYAML refuses); what may be a tag (``!:!str``,
+# which PyYAML refuses); a comment right after a block scalar's indicator (``|#``,
+# which PyYAML refuses); and, to be safe, line breaks other than LF, byte order
+# marks and directives. Above: a ``?`` in a file with flow collections (in
+# ``{a?: 1}`` PyYAML ends the scalar at ``?``), and a text with no final line
+# break (libyaml places an empty node there on a line after the last).
+_PURE_ONLY = re.compile(
+    r"[\t\r\x85\u2028\u2029\ufeff]|^%|(?:^|[\s\[{,])!|[|>][-+0-9]*#", re.MULTILINE
+)
+
+
+def compose(source: str, path: str, problems: list[Problem]) -> tuple[Loader, yaml.Node] | None:
     """The loader (readers construct and resolve scalars with it) and the root node;
     None for an empty document, or after adding a problem to ``problems``."""
+    try:
+        fast, root = fast_compose(source, path)
+    except Exception:  # noqa: S110 - the pure loader words the problem, below
+        pass
+    else:
+        return None if root is None else (fast, root)
+    # Pure Python: for any text libyaml objects to (or no libyaml), so every problem
+    # is reported exactly as PyYAML words it, whichever parser is built in.
     try:
         loader = _DepthLimitedLoader(source)
         loader.name = path  # marks name their file: merged files keep theirs
@@ -94,7 +168,7 @@ def compose(
     return None
 
 
-def prepare(loader: yaml.SafeLoader, root: yaml.Node, path: str, problems: list[Problem]) -> None:
+def prepare(loader: Loader, root: yaml.Node, path: str, problems: list[Problem]) -> None:
     """Report duplicate keys, then apply ``<<`` merge keys (YAML anchors are how
     Compose files share settings). Aliased nodes are visited once. Iterative
     (aliases can nest deeper than the text does); a mapping is flattened after

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from pyinit.config.model import Config, ServiceConfig
 from pyinit.control import ControlServer
@@ -30,6 +31,7 @@ from pyinit.service import (
 from pyinit.signalfd import SignalFd, not_a_request
 from pyinit.signals import (
     SHUTDOWN_SIGNALS,
+    HeldChildSignals,
     SignalIntake,
     signal_name,
 )
@@ -52,6 +54,8 @@ from pyinit.supervisor.shutdown import Shutdown, container_ends
 from pyinit.supervisor.status import StatusMixin
 from pyinit.supervisor.timed import TimedMixin
 from pyinit.supervisor.wiring import new_driver, new_reloader, open_intake
+
+HELD_CHILD_SIGNALS = HeldChildSignals()
 
 
 class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
@@ -93,7 +97,7 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         self.main = MainCommand(main_argv) if main_argv else None
         self._runtime_dir: str | None = None
         self._refused_dirs: set[str] = set()
-        self._last_snapshot = ""
+        self._last_snapshot: dict[str, Any] | None = None  # as last written, uptimes left out
         self._status_pending = False
         self._reconciling = False
         self._reconcile_again = False
@@ -151,7 +155,8 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         if self._runtime_dir is not None:
             remove_snapshot(self._runtime_dir)
         code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
-        emit_report(self.snapshot(), runs.ran(), code, self.log, output=self._last_output())
+        last = self.snapshot()
+        emit_report(last, runs.ran(), code, self.log, output=self._last_output(last))
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
         return code
 
@@ -184,8 +189,12 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
 
     # -- signals and children --------------------------------------------------
     def _on_signals(self) -> None:
-        self.intake.drain(self._take_signal)
-        self.reconcile()
+        # Children's exits held while a batch is handled: a stop sent to 1,000
+        # services would otherwise be cut into by as many SIGCHLDs (a handler run
+        # and a wake-up byte each); held, they are one, reaped on the next pass.
+        with HELD_CHILD_SIGNALS:
+            self.intake.drain(self._take_signal)
+            self.reconcile()
 
     def _on_sent_signals(self) -> None:
         self.sent.drain(self._take_sent_signal)

@@ -116,9 +116,9 @@ class Host(Protocol):
 
     def reconcile(self) -> None: ...
 
-    def dependants_of(self, name: str) -> list[str]: ...
-
     def log(self, message: str, level: int = 0) -> None: ...
+
+    def dependants_of(self, name: str) -> list[str]: ...
 
 
 class Shutdown:
@@ -212,6 +212,9 @@ class Shutdown:
             return  # the main command depends on everything: it goes first
         if self.phase is Phase.STOPPING_MAIN:
             self.phases.advance(Step.MAIN_GONE)
+        # dependants_of is a lookup in an index built once per change of the
+        # definitions (a scan per service made a pass O(services^2)); an instance's
+        # include what depends on its scaled service.
         for rt in host.services.values():
             state = rt.machine.state
             if state in (State.STARTING, State.RUNNING) and not any(

@@ -295,3 +295,33 @@ def test_idle_pyinit_does_not_poll(cli: Runner, tmp_path: Path) -> None:
     proc.signal(signal.SIGTERM)
     code, _, _ = proc.finish()
     assert code == 0, proc.out.lines
+
+
+@pytest.mark.timeout(30)
+def test_probes_run_in_the_services_environment(cli: Runner, tmp_path: Path) -> None:
+    """Exec probes (a ready probe and a healthcheck) see the service's own
+    environment; a service without probes keeps no copy of it (memory), which
+    must not take it from those that have them."""
+    check = argv("CMD-SHELL", 'test "$MARK" = two || { echo "MARK=$MARK"; exit 1; }')
+    ready = argv("sh", "-c", 'test "$MARK" = two')
+    config = write_config(
+        tmp_path,
+        f"""
+        services:
+          plain:
+            command: {SLEEPER}
+            environment: {{MARK: one}}
+          web:
+            command: {SLEEPER}
+            environment: {{MARK: two}}
+            ready: {{exec: {ready}, interval: 100ms}}
+            healthcheck: {{test: {check}, interval: 100ms, timeout: 2s, retries: 1}}
+        """,
+    )
+    proc = start_pyinit(cli, tmp_path, config)
+    assert proc.out is not None
+    proc.out.expect(r"web: ready \(exec sh -c ")
+    proc.out.expect(r"web: healthy \(exit 0\)")
+    wait_status(tmp_path, "web", state="running", ready=True, health="healthy")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
@@ -148,3 +149,17 @@ def test_catchable_signals_sorted_ints_and_installable() -> None:
     assert catchable == sorted(catchable)
     assert all(type(s) is int for s in catchable)
     assert set(catchable) <= {int(s) for s in signal.valid_signals()}
+
+
+
+def test_held_child_signals_keep_a_sigchld_pending_until_the_end() -> None:
+    """SIGCHLD is blocked inside the ``with`` (one sent meanwhile stays pending:
+    nothing is lost) and unblocked after it."""
+    from pyinit.signals import HeldChildSignals
+
+    with HeldChildSignals():
+        assert signal.SIGCHLD in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        signal.pthread_kill(threading.get_ident(), signal.SIGCHLD)
+        assert signal.SIGCHLD in signal.sigpending()
+    assert signal.SIGCHLD not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGCHLD not in signal.sigpending()  # delivered (and ignored)

@@ -176,3 +176,23 @@ def test_pure_modules_import_nothing_that_touches_the_system(path: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not imported & IMPURE, sorted(imported & IMPURE)
+
+
+def test_the_dependants_index_is_dependants_of_for_every_name() -> None:
+    """The index (built once per change of definitions) gives what scanning every
+    service for each name gives; an instance's include its scaled service's; it
+    follows the services once invalidated."""
+    cfgs = list(CONFIG.services.values())
+    index = conditions.Dependants(lambda: cfgs)
+    for name in CONFIG.services:
+        assert index.of(name) == conditions.dependants_of(name, cfgs)
+    assert index.of("db") == ["web"]
+    scaled = list(SCALED.services.values())
+    index = conditions.Dependants(lambda: scaled)
+    assert index.of("web.2", "web") == conditions.dependants_of("web.2", scaled, "web") == ["api"]
+    assert index.of("web.2") == []
+    cfgs = cfgs[:1]
+    assert index.of("web.2", "web") == ["api"]  # still the old services: not invalidated
+    index = conditions.Dependants(lambda: cfgs)
+    index.invalidate()
+    assert index.of("db") == []
