@@ -5,18 +5,16 @@ and the same as JSON in the Kubernetes termination message file
 (``terminationMessagePath``, ``/dev/termination-log`` by default, or
 ``$PYINIT_TERMINATION_LOG``), which the kubelet shows in ``kubectl describe pod``
 and caps at 4096 bytes. ``report_lines`` and ``report_json`` are pure functions of
-the supervisor's snapshot; ``RunClock`` remembers how long each service's last run
-lasted, since the snapshot only knows the uptime of what is still running.
+the supervisor's snapshot, and ``run_lengths`` of each service's machine (the snapshot
+only knows the uptime of what is still running).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pyinit.snapshot import ServiceSnapshot, ServiceState, Snapshot
 
@@ -30,43 +28,21 @@ OUTPUT_LINE_LIMIT = 200  # characters of each, before any truncation
 Output = tuple[str, list[str]]  # (service, its last lines)
 
 
-@dataclass
-class _Run:
-    pid: int | None
-    started: float
-    ended: float | None = None
+class RunTimes(Protocol):
+    """What a service's machine knows of its last run (monotonic seconds)."""
+
+    started_at: float | None
+    ended_at: float | None
 
 
-class RunClock:
-    """How long each service's last run lasted (monotonic seconds).
-
-    Fed every settled snapshot (``Supervisor.change_hooks``): a service seen alive
-    gives its start (now - uptime); the first snapshot that shows it gone gives
-    its end, within one loop iteration of its exit being reaped.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._runs: dict[str, _Run] = {}
-
-    def observe(self, snapshot: Snapshot) -> None:
-        now = self.clock()
-        for name, svc in snapshot.services.items():
-            run = self._runs.get(name)
-            uptime = svc.uptime
-            if uptime is not None:
-                if run is None or run.ended is not None or run.pid != svc.pid:
-                    self._runs[name] = _Run(svc.pid, now - float(uptime))
-            elif run is not None and run.ended is None:
-                run.ended = now
-
-    def ran(self) -> dict[str, float]:
-        """Service -> seconds its last run lasted (until now if it is still running)."""
-        now = self.clock()
-        return {
-            name: max(0.0, (run.ended if run.ended is not None else now) - run.started)
-            for name, run in self._runs.items()
-        }
+def run_lengths(machines: Mapping[str, RunTimes], now: float) -> dict[str, float]:
+    """Service -> seconds its last run lasted (until ``now`` if it still runs);
+    services that never ran are absent."""
+    return {
+        name: max(0.0, (m.ended_at if m.ended_at is not None else now) - m.started_at)
+        for name, m in machines.items()
+        if m.started_at is not None
+    }
 
 
 def _plural(count: int, word: str) -> str:

@@ -127,6 +127,7 @@ class ServiceMachine:
         self.state = State.PENDING
         self.pid: int | None = None
         self.started_at: float | None = None
+        self.ended_at: float | None = None  # when the run that started_at began ended
         self.last_status: ExitStatus | None = None
         self.reason = ""  # why it failed, for logs and dependants
         self.restarts = 0  # automatic restarts, total
@@ -177,6 +178,7 @@ class ServiceMachine:
     def _spawned(self, event: Event, now: float) -> list[Action]:
         self.pid = event.pid
         self.started_at = now
+        self.ended_at = None
         self.ever_started = True
         return [Log(f"started (pid {event.pid})")]
 
@@ -199,6 +201,7 @@ class ServiceMachine:
         stopped because it was found failing exits 0 or dies of our signal)."""
         self.pid = None
         self.last_status = status
+        self.ended_at = now
         ran_for = now - self.started_at if self.started_at is not None else 0.0
         if ran_for >= self.cfg.backoff.reset_after:
             self.attempt = 0

@@ -21,7 +21,7 @@ from pyinit.exitstatus import ExitStatus
 from pyinit.httpd import HttpServer
 from pyinit.logs import LogRouter
 from pyinit.loop import EventLoop
-from pyinit.report import RunClock, emit_report
+from pyinit.report import emit_report, run_lengths
 from pyinit.rundir import runtime_dir
 from pyinit.service import (
     Event,
@@ -141,8 +141,6 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
         code = open_intake(self)
         if code is not None:
             return code
-        runs = RunClock(self.clock)
-        self.change_hooks.append(lambda: runs.observe(self.snapshot()))
         self.control = ControlServer.open(self)  # None (logged) when it cannot listen
         self.begin()
         self.loop.run()
@@ -156,7 +154,8 @@ class Supervisor(OperatorRequests, StatusMixin, TimedMixin):
             remove_snapshot(self._runtime_dir)
         code = self.shutdown.exit_code if self.shutdown.exit_code is not None else 0
         last = self.snapshot()
-        emit_report(last, runs.ran(), code, self.log, output=self._last_output(last))
+        ran = run_lengths({n: rt.machine for n, rt in self.services.items()}, self.clock())
+        emit_report(last, ran, code, self.log, output=self._last_output(last))
         self.logs.close(time.monotonic() + 2.0)  # the log router's own (real) clock
         return code
 

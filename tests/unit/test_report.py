@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pyinit.config.model import RestartPolicy, ServiceConfig
+from pyinit.exitstatus import ExitStatus
 from pyinit.report import (
     MESSAGE_LIMIT,
-    RunClock,
     emit_report,
     format_seconds,
     report_json,
     report_lines,
+    run_lengths,
     service_line,
     termination_log_path,
     write_termination_log,
 )
+from pyinit.service import Event, EventKind, ServiceMachine
 from pyinit.snapshot import ServiceSnapshot, Snapshot
 
 
@@ -133,23 +137,19 @@ def test_report_json_fits_the_kubernetes_limit() -> None:
     assert 0 < len(doc["services"][0]["reason"]) <= 200
 
 
-def test_run_clock_measures_the_last_run() -> None:
-    """Start = first sight alive minus its uptime; end = first sight gone; a new pid
-    is a new run; a service still alive counts until now."""
-    now = [100.0]
-    clock = RunClock(lambda: now[0])
-    clock.observe(snap({"web": svc(state="running", pid=5, uptime=2.0)}))  # started at 98
-    now[0] = 110.0
-    clock.observe(snap({"web": svc(state="running", pid=5, uptime=12.0)}))
-    now[0] = 111.0
-    clock.observe(snap({"web": svc(state="backoff", uptime=None)}))  # ended at 111
-    now[0] = 120.0
-    assert clock.ran() == {"web": pytest.approx(13.0)}
-    clock.observe(snap({"web": svc(state="running", pid=6, uptime=0.5)}))  # new run at 119.5
-    now[0] = 125.0
-    assert clock.ran() == {"web": pytest.approx(5.5)}
-    clock.observe(snap({"web": svc(state="running", pid=7, uptime=0.0)}))  # restart, no gap
-    assert clock.ran() == {"web": pytest.approx(0.0)}
+def test_run_lengths_are_the_last_run_of_each_machine() -> None:
+    """A machine keeps when its last run started and ended (a new spawn starts a
+    new run); one still running counts until now; one never run is absent."""
+    cfg = ServiceConfig(name="web", command=("web",), restart=RestartPolicy.NO)
+    web, idle = ServiceMachine(cfg), ServiceMachine(replace(cfg, name="idle"))
+    web.handle(Event(EventKind.START), 98.0)
+    web.handle(Event(EventKind.SPAWNED, pid=5), 98.0)
+    web.handle(Event(EventKind.EXITED, pid=5, status=ExitStatus(code=1)), 111.0)
+    machines = {"web": web, "idle": idle}
+    assert run_lengths(machines, 120.0) == {"web": pytest.approx(13.0)}
+    web.handle(Event(EventKind.START), 119.5)
+    web.handle(Event(EventKind.SPAWNED, pid=6), 119.5)
+    assert run_lengths(machines, 125.0) == {"web": pytest.approx(5.5)}
 
 
 def test_termination_log_path(tmp_path: Path) -> None:
