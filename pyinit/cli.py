@@ -29,6 +29,7 @@ Usage: pyinit [OPTIONS] [--] COMMAND [ARGS...]
        pyinit status [--json]           the services of a running pyinit
        pyinit start|stop|restart NAME...
        pyinit signal SIG NAME...
+       pyinit scale NAME COUNT          run COUNT instances of a scaled service
        pyinit reload                    re-read the config file and apply it
        pyinit wait --ready NAME... [--timeout DURATION]
        pyinit logs [NAME...] [-f] [-n N] (pyinit status --help: more on these)
