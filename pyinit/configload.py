@@ -29,7 +29,7 @@ from pyinit.loop import EventLoop, Timer
 from pyinit.reaper import ExitStatus
 from pyinit.reload import ReloadPlan
 from pyinit.reload_delta import BadResult, Head, Step, assemble, encode, frame, read_frames
-from pyinit.signals import catchable_signals
+from pyinit.signals import catchable_signals, fork_blocked
 
 MAX_PROBLEMS = 50  # shown per failed reload; the rest are counted
 LOAD_TIMEOUT = 120.0  # a 4 MiB file of dense YAML takes ~40 s on a slow core
@@ -101,19 +101,9 @@ class ConfigLoad:
     def start(self) -> None:
         """Fork the loader; OSError when it cannot be started."""
         r, w = os.pipe2(os.O_CLOEXEC)
-        # Signals blocked across the fork: none may reach pyinit's handler (and
-        # its wake-up pipe) in the child before the defaults are back.
-        saved = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-            os.close(r)
-            os.close(w)
-            raise
+        pid = fork_blocked(close_on_error=(r, w))
         if pid == 0:  # pragma: no cover - the child
             _child(r, w, self.path, self.base)
-        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
         os.close(w)
         self.pid, self.fd = pid, r
         os.set_blocking(r, False)

@@ -198,3 +198,21 @@ class _IgnoredDuring:
             # signal was blocked (a blocked signal is queued even when ignored).
             signal.signal(signum, signal.SIG_IGN)
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def fork_blocked(close_on_error: tuple[int, ...] = ()) -> int:
+    """``os.fork()`` with every signal blocked across it, so none is handled in
+    the child by pyinit's handler (which would write into pyinit's wake-up pipe)
+    before the child sets its own mask. The parent's mask is back on return; the
+    child's is still all-blocked. If the fork fails, ``close_on_error`` is closed."""
+    saved = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        for fd in close_on_error:
+            os.close(fd)
+        raise
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+    return pid

@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 
+from pyinit.signals import fork_blocked, waitable_signals
 from pyinit.signals import sigmod as signal
-from pyinit.signals import waitable_signals
 from pyinit.spawnerror import SpawnError as SpawnError
 
 # Annotations only: typing and dataclasses cost milliseconds of start-up, which
@@ -176,19 +176,10 @@ def _fork_exec(spec: SpawnSpec) -> int:
     exec succeeded; otherwise the child writes which step failed and why.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    all_signals = signal.valid_signals()
-    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, all_signals)
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
-        os.close(err_r)
-        os.close(err_w)
-        raise
+    pid = fork_blocked(close_on_error=(err_r, err_w))
     if pid == 0:  # pragma: no cover - runs in the child, which execs or exits
         os.close(err_r)
         _child(spec, err_w)
-    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     os.close(err_w)
     try:
         report = b""
