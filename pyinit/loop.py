@@ -60,12 +60,18 @@ class EventLoop:
         registered = self._registered.get(fd, 0)
         if events == registered:
             return
-        if events and registered:
-            self._selector.modify(fd, events)
-        elif events:
-            self._selector.register(fd, events)
-        else:
-            self._selector.unregister(fd)
+        try:
+            if events and registered:
+                self._selector.modify(fd, events)
+            elif events:
+                self._selector.register(fd, events)
+            else:
+                self._selector.unregister(fd)
+        except BaseException:
+            # A failed modify drops the selector's key: forget it here too, so a
+            # later add or remove registers afresh instead of failing on a KeyError.
+            self._registered.pop(fd, None)
+            raise
         if events:
             self._registered[fd] = events
         else:

@@ -122,13 +122,14 @@ def fast_compose(source: str, path: str) -> tuple[_FastLoader, yaml.Node | None]
 
 # Text libyaml reads otherwise than PyYAML is left to the pure parser: a tab after a
 # plain scalar (``a: b<TAB>``, which PyYAML refuses); what may be a tag (``!:!str``,
-# which PyYAML refuses); a comment right after a block scalar's indicator (``|#``,
-# which PyYAML refuses); and, to be safe, line breaks other than LF, byte order
-# marks and directives. Above: a ``?`` in a file with flow collections (in
-# ``{a?: 1}`` PyYAML ends the scalar at ``?``), and a text with no final line
-# break (libyaml places an empty node there on a line after the last).
+# which PyYAML refuses; ``{"a":!x}``, right after a flow collection's colon); a
+# comment right after a block scalar's indicator (``|#``, which PyYAML refuses);
+# and, to be safe, line breaks other than LF, byte order marks and directives.
+# Above: a ``?`` in a file with flow collections (in ``{a?: 1}`` PyYAML ends the
+# scalar at ``?``), and a text with no final line break (libyaml places an empty
+# node there on a line after the last).
 _PURE_ONLY = re.compile(
-    r"[\t\r\x85\u2028\u2029\ufeff]|^%|(?:^|[\s\[{,])!|[|>][-+0-9]*#", re.MULTILINE
+    r"[\t\r\x85\u2028\u2029\ufeff]|^%|(?:^|[\s\[{,:])!|[|>][-+0-9]*#", re.MULTILINE
 )
 
 

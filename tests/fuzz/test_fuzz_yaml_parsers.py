@@ -157,3 +157,15 @@ def test_dumped_values(text: str) -> None:
 @given(mutated())
 def test_mutated_configs(text: str) -> None:
     agree(text)
+
+
+def test_a_tag_right_after_a_flow_colon_goes_to_the_pure_parser() -> None:
+    """``{"a":!x}``: in a flow collection a tag may follow the colon with no space;
+    libyaml read these otherwise (found in review): they must not reach it."""
+    for text in (
+        'services: {web: {"command": sleep 9, "environment": {"A":! }}}\n',
+        'services: {web: {"command":!a,b sleep 9}}\n',
+        '{"a":!:!str x}\n',
+    ):
+        with pytest.raises(ValueError, match="left to the pure parser"):
+            yamltree.fast_compose(text, NAME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
@@ -81,3 +82,29 @@ def test_a_far_timer_sleeps_at_most_a_day() -> None:
     loop.call_later(1e12, lambda: None)
     timeout = loop._next_timeout()
     assert timeout is not None and timeout <= 86400.0
+
+
+def test_a_failed_registration_is_forgotten() -> None:
+    """A pipe closed while registered, its fd number reused by a socket: adding a
+    writer fails (the selector has a stale key), and the loop forgets the fd, so
+    the next add or remove starts afresh instead of failing on a KeyError."""
+    loop = EventLoop()
+    r, w = os.pipe()
+    loop.add_reader(r, lambda: None)
+    os.close(r)
+    os.close(w)
+    a, b = socket.socketpair()
+    try:
+        assert a.fileno() == r
+        with pytest.raises(OSError):
+            loop.add_writer(a.fileno(), lambda: None)
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+        got: list[str] = []
+        loop.add_reader(a.fileno(), lambda: (got.append("read"), loop.stop()))
+        b.send(b"x")
+        loop.run()
+        assert got == ["read"]
+    finally:
+        a.close()
+        b.close()
