@@ -169,11 +169,10 @@ def _replica_families(snapshot: Snapshot) -> list[_Family]:
     alive = _Family(
         "pyinit_service_replicas_running", "gauge", "Instances of a scaled service alive now."
     )
-    groups = snapshot.groups()
+    running = snapshot.running()
     for name, count in snapshot.scaled.items():
         wanted.add({"service": name}, count)
-        members = groups.get(name, [])
-        alive.add({"service": name}, sum(snapshot.services[m].state.alive for m in members))
+        alive.add({"service": name}, running[name])
     return [wanted, alive]
 
 

@@ -286,6 +286,13 @@ class Snapshot:
             doc["scaled"] = dict(self.scaled)
         return doc
 
+    def running(self) -> dict[str, int]:
+        """Each scaled service -> how many of its current instances are alive."""
+        return {
+            name: sum(self.services[m].state.alive for m in members)
+            for name, members in self.groups().items()
+        }
+
     def groups(self) -> dict[str, list[str]]:
         """Each scaled service -> its instances at the current count (none at scale
         0); one a scale down or a reload is removing is not among them."""

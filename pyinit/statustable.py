@@ -69,11 +69,8 @@ def format_scaled(snapshot: Snapshot) -> str:
     """Scaled services under the table: how many of how many instances run."""
     if not snapshot.scaled:
         return ""
-    groups = snapshot.groups()
-    parts = []
-    for name, count in snapshot.scaled.items():
-        alive = sum(snapshot.services[m].state.alive for m in groups.get(name, []))
-        parts.append(f"{name} {alive}/{count} running")
+    running = snapshot.running()
+    parts = [f"{name} {running[name]}/{count} running" for name, count in snapshot.scaled.items()]
     return "\nscaled: " + ", ".join(parts) + "\n"
 
 

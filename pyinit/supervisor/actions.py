@@ -205,16 +205,13 @@ class Operator:
         """What an earlier stop of ``names`` took down with them: each is started
         again once what it depends on is back (as after a restart)."""
         self.cascaded.difference_update(names)
-        starting = set(names)
-        whole: dict[str, bool] = {}  # a group is back once each instance starts or runs
-
-        def dependants(name: str) -> list[str]:
-            group = self._owner(name)
-            if group is not None and group not in whole:
-                members = self.config.members(group)
-                whole[group] = all(m in starting or self._alive(m) for m in members)
-            return self.host.dependants_of(name, group is None or whole[group])
-
+        starting = set(names)  # a group is back once each instance starts or runs
+        dependants = conditions.group_dependants(
+            self.host.dependants_of,
+            self._owner,
+            self.config.members,
+            lambda m: m in starting or self._alive(m),
+        )
         found = conditions.with_dependants(names, dependants, lambda n: n in self.cascaded)
         back = [n for n in found if n not in names]
         for name in back:

@@ -99,15 +99,6 @@ def main_gate(facts: Facts, services: Iterable[ServiceConfig]) -> Verdict:
     return True, ""
 
 
-def dependants_of(
-    name: str, services: Iterable[ServiceConfig], replica_of: str | None = None
-) -> list[str]:
-    """The services that depend on ``name`` directly, in the order given; for an
-    instance (``replica_of`` its scaled service), also those depending on that."""
-    names = {name} if replica_of is None else {name, replica_of}
-    return [cfg.name for cfg in services if any(d.name in names for d in cfg.depends_on)]
-
-
 class Dependants:
     """Who depends on each name, as a reverse index built on first use after the
     definitions changed (``invalidate``): stopping 10,000 services looks each up
@@ -121,7 +112,8 @@ class Dependants:
         self._index = None
 
     def of(self, name: str, replica_of: str | None = None) -> list[str]:
-        """As ``dependants_of``, in the services' order within each of the two."""
+        """The services that depend on ``name`` directly, in the services' order; for
+        an instance (``replica_of`` its scaled service), those depending on that after."""
         index = self._index
         if index is None:
             index = self._index = {}
@@ -149,6 +141,26 @@ def with_dependants(
     return found
 
 
+def group_dependants(
+    dependants_of: Callable[[str, bool], list[str]],
+    owner: Callable[[str], str | None],
+    members: Callable[[str], Sequence[str]],
+    counts: Callable[[str], bool],
+) -> Callable[[str], list[str]]:
+    """``dependants(name)`` where what depends on a name's scaled service (``owner``;
+    ``members``: its instances) counts only once ``counts`` holds for every instance;
+    worked out once per group. ``dependants_of(name, whole_group)``."""
+    whole: dict[str, bool] = {}
+
+    def dependants(name: str) -> list[str]:
+        group = owner(name)
+        if group is not None and group not in whole:
+            whole[group] = all(counts(m) for m in members(group))
+        return dependants_of(name, group is None or whole[group])
+
+    return dependants
+
+
 def with_group_dependants(
     names: list[str],
     dependants_of: Callable[[str, bool], list[str]],
@@ -157,25 +169,18 @@ def with_group_dependants(
     members: Callable[[str], Sequence[str]],
 ) -> list[str]:
     """``with_dependants`` where what depends on a scaled service joins only once
-    none of its instances stays up (``owner``: a name's scaled service, None for
-    any other; ``members``: its instances; ``dependants_of(name, whole_group)``).
-    Repeated until nothing more joins: a group is whole only once all of it was
-    found (stopping db, that each instance depends on, takes what depends on the
-    group). Whether a group is whole is worked out once per group and round."""
+    none of its instances stays up (see ``group_dependants``). Repeated until
+    nothing more joins: a group is whole only once all of it was found (stopping
+    db, that each instance depends on, takes what depends on the group)."""
     chosen: set[str] = set()
-    whole: dict[str, bool] = {}
-
-    def dependants(name: str) -> list[str]:
-        group = owner(name)
-        if group is None:
-            return dependants_of(name, True)
-        if group not in whole:
-            whole[group] = all(m in chosen or not alive(m) for m in members(group))
-        return dependants_of(name, whole[group])
-
     found = list(names)
     while chosen != set(found):
         chosen = set(found)
-        whole.clear()
-        found = with_dependants(names, dependants, alive)
+        gone = _stopping(chosen, alive)
+        found = with_dependants(names, group_dependants(dependants_of, owner, members, gone), alive)
     return found
+
+
+def _stopping(chosen: set[str], alive: Callable[[str], bool]) -> Callable[[str], bool]:
+    """An instance that is one of ``chosen`` or not alive (it will not stay up)."""
+    return lambda m: m in chosen or not alive(m)

@@ -5,12 +5,11 @@ verdict, and ./services.yaml found when neither -c nor a command is given."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import DEVNULL, PYINIT, Runner
+from tests.helpers.cli import DEVNULL, Runner
 from tests.helpers.commands import argv
 from tests.helpers.supervisor import ctl, ok, start, status, write_config
 
@@ -78,14 +77,7 @@ def test_only_runs_those_and_dependencies(cli: Runner, tmp_path: Path, env: dict
 
 def test_bad_selection_is_exit_2(tmp_path: Path, env: dict[str, str]) -> None:
     config = write_config(tmp_path, SELECT)
-    done = subprocess.run(
-        [*PYINIT, "-c", str(config), "--only", "api,dbb", "--profile", "tool"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    done = ctl(env, "-c", str(config), "--only", "api,dbb", "--profile", "tool")
     assert done.returncode == 2
     assert done.stderr == (
         "pyinit: --profile tool: no service has this profile (profiles: debug, tools)\n"
@@ -127,14 +119,7 @@ def test_service_name_as_command_points_at_only(tmp_path: Path, env: dict[str, s
     """``pyinit -c FILE api`` was a main command that does not exist (exit 127
     after starting everything); now it says how to run only some services."""
     config = write_config(tmp_path, SELECT)
-    done = subprocess.run(
-        [*PYINIT, "-c", str(config), "api"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    done = ctl(env, "-c", str(config), "api")
     assert done.returncode == 2
     assert done.stderr == (
         "pyinit: 'api' is a service, not a command; to run only some services:"

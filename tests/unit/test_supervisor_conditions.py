@@ -137,22 +137,17 @@ def test_a_scaled_dependency_waits_for_every_instance() -> None:
 
 
 def test_an_instance_has_the_dependants_of_its_scaled_service() -> None:
-    cfgs = list(SCALED.services.values())
-    assert conditions.dependants_of("web.2", cfgs, "web") == ["api"]
-    assert conditions.dependants_of("web.2", cfgs) == []  # the instance alone
+    index = conditions.Dependants(lambda: SCALED.services.values())
+    assert index.of("web.2", "web") == ["api"]
+    assert index.of("web.2") == []  # the instance alone
 
 
 def test_dependants_transitively_and_alive_only() -> None:
-    cfgs = list(CONFIG.services.values())
-    assert conditions.dependants_of("db", cfgs) == ["web"]
+    index = conditions.Dependants(lambda: CONFIG.services.values())
+    assert index.of("db") == ["web"]
     alive = {"db", "web"}
-    found = conditions.with_dependants(
-        ["job"], lambda n: conditions.dependants_of(n, cfgs), alive.__contains__
-    )
-    assert found == ["job", "web"]
-    assert conditions.with_dependants(
-        ["job"], lambda n: conditions.dependants_of(n, cfgs), lambda n: False
-    ) == ["job"]
+    assert conditions.with_dependants(["job"], index.of, alive.__contains__) == ["job", "web"]
+    assert conditions.with_dependants(["job"], index.of, lambda n: False) == ["job"]
 
 
 IMPURE = {"os", "time", "socket", "subprocess", "select", "selectors"} | {
@@ -178,21 +173,12 @@ def test_pure_modules_import_nothing_that_touches_the_system(path: str) -> None:
     assert not imported & IMPURE, sorted(imported & IMPURE)
 
 
-def test_the_dependants_index_is_dependants_of_for_every_name() -> None:
-    """The index (built once per change of definitions) gives what scanning every
-    service for each name gives; an instance's include its scaled service's; it
-    follows the services once invalidated."""
+def test_the_dependants_index_follows_the_definitions_once_invalidated() -> None:
+    """Built on first use, kept until invalidated (a reload replaced runtimes)."""
     cfgs = list(CONFIG.services.values())
     index = conditions.Dependants(lambda: cfgs)
-    for name in CONFIG.services:
-        assert index.of(name) == conditions.dependants_of(name, cfgs)
-    assert index.of("db") == ["web"]
-    scaled = list(SCALED.services.values())
-    index = conditions.Dependants(lambda: scaled)
-    assert index.of("web.2", "web") == conditions.dependants_of("web.2", scaled, "web") == ["api"]
-    assert index.of("web.2") == []
-    cfgs = cfgs[:1]
-    assert index.of("web.2", "web") == ["api"]  # still the old services: not invalidated
-    index = conditions.Dependants(lambda: cfgs)
+    assert [index.of(n) for n in CONFIG.services] == [["web"], ["web"], []]
+    cfgs[:] = [c for c in cfgs if c.name != "web"]
+    assert index.of("db") == ["web"]  # not invalidated: the index of before
     index.invalidate()
     assert index.of("db") == []
